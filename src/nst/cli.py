@@ -23,6 +23,7 @@ from .images import check_writable
 from .layers import parse_layers
 from .progress import ProgressBar
 from .runner import IntermediateSaver, Run, run
+from .samples import STYLE_SAMPLES, sample_path
 
 DEFAULTS = Config()
 # Reconstruction has one loss term, so its weight only sets the loss scale; 1e3
@@ -133,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="gatys: content relu4_2, style relu1_1..relu5_1, weights balanced for them")
     _add_style_options(tr)
     _add_common(tr)
+
+    demo = commands.add_parser("demo", help="stylize the shipped sample photo (no arguments needed)")
+    demo.add_argument("-o", "--output", type=Path, default=Path("nst-demo"),
+                      help="output folder (default: ./nst-demo)")
+    demo.add_argument("--style", choices=(*STYLE_SAMPLES, "all"), default="starry_night",
+                      help="which sample painting (default: starry_night)")
+    demo.add_argument("--size", type=_integer, help="longest side (default: 384 on CPU, 512 on GPU)")
+    demo.add_argument("--steps", type=_integer, help="iterations (default: 300 on CPU, 500 on GPU)")
+    demo.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     return parser
 
 
@@ -196,10 +207,26 @@ def _execute(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    """`nst transfer` on the shipped samples, one output per chosen painting."""
+    args.output.mkdir(parents=True, exist_ok=True)
+    styles = STYLE_SAMPLES if args.style == "all" else (args.style,)
+    for style in styles:
+        argv = ["transfer", str(sample_path("tubingen")), str(sample_path(style)),
+                "-o", str(args.output / f"tubingen_{style}.png")]
+        for option in ("size", "steps", "device"):
+            if getattr(args, option) is not None:
+                argv += [f"--{option}", str(getattr(args, option))]
+        if args.quiet:
+            argv.append("--quiet")
+        _execute(build_parser().parse_args(argv))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _execute(args)
+        return _demo(args) if args.command == "demo" else _execute(args)
     except NstError as error:
         print(f"nst: error: {error}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -34,6 +34,8 @@ class Objective:
     """The weighted sum of content, style and TV losses against fixed targets.
 
     content_targets: layer -> features (1, C, h, w); style_targets: layer -> Gram (1, C, C).
+    extra_terms: name -> function of the image giving an already weighted loss
+    (for example the temporal loss of video runs).
     Calling it on an image (B, 3, H, W) returns the weighted terms and 'total'.
     """
 
@@ -45,6 +47,7 @@ class Objective:
         content_weights: Mapping[str, float],
         style_weights: Mapping[str, float],
         tv_weight: float = 0.0,
+        extra_terms: Mapping[str, Callable[[Tensor], Tensor]] | None = None,
     ) -> None:
         self.extractor = extractor
         self.content_targets = dict(content_targets)
@@ -52,6 +55,7 @@ class Objective:
         self.content_weights = {k: v for k, v in content_weights.items() if k in self.content_targets}
         self.style_weights = {k: v for k, v in style_weights.items() if k in self.style_targets}
         self.tv_weight = tv_weight
+        self.extra_terms = dict(extra_terms or {})
 
     def __call__(self, image: Tensor) -> dict[str, Tensor]:
         features = self.extractor(image)
@@ -68,6 +72,8 @@ class Objective:
             )  # type: ignore[assignment]
         if self.tv_weight:
             terms["tv"] = self.tv_weight * tv_loss(image)
+        for name, term in self.extra_terms.items():
+            terms[name] = term(image)
         terms["total"] = sum(terms.values())  # type: ignore[assignment]
         return terms
 
