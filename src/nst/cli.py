@@ -224,7 +224,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_request:  # --help, --version, usage errors (one line, status 2)
+        return int(exit_request.code or 0)
     try:
         return _demo(args) if args.command == "demo" else _execute(args)
     except NstError as error:
