@@ -37,9 +37,6 @@ DEFAULT_ALPHAS = tuple(i / 10 for i in range(11))
 # differ only in what the sweep varies (and a rerun can resume them).
 SWEEP_SEED = 0
 
-# Report sections, in page order (report.py gives each a heading and an intro).
-SECTIONS = ("reconstruction", "texture", "transfer", "init", "weighting", "other")
-
 
 def _sweepable() -> dict[str, Any]:
     """Config field name -> its type, for every field a sweep may vary."""
@@ -50,23 +47,26 @@ def _sweepable() -> dict[str, Any]:
 SWEEPABLE = _sweepable()
 
 
-def _kind(annotation: Any) -> str:
-    """How to read a value of this Config type: float, int, layers, floats or text."""
+def _kind(name: str) -> str:
+    """How to read a value of a Config field from text: bool, float, int,
+    layers, floats (a list of numbers), texts (a list) or text."""
+    annotation = SWEEPABLE.get(name)
     options = [a for a in typing.get_args(annotation) if a is not type(None)]
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         annotation = options[0] if len(options) == 1 else annotation
-    if annotation is float:
-        return "float"
-    if annotation is int:
-        return "int"
+    if annotation in (bool, float, int):
+        return str(annotation.__name__)
     if typing.get_origin(annotation) is tuple:
-        return "layers" if typing.get_args(annotation)[0] is str else "floats"
+        if name.endswith("_layers"):
+            return "layers"
+        return "floats" if typing.get_args(annotation)[0] in (float, int) else "texts"
     return "text"
 
 
 def canonical_param(name: str) -> str:
     """'content-weight' -> 'content_weight'; an unknown name is an NstError with a hint."""
-    key = ALIASES.get(name.strip().lower().replace("-", "_"), name.strip().lower().replace("-", "_"))
+    key = name.strip().lower().replace("-", "_")
+    key = ALIASES.get(key, key)
     if key in SWEEPABLE or key in INPUT_PARAMS:
         return key
     valid = sorted([*SWEEPABLE, *INPUT_PARAMS])
@@ -94,21 +94,36 @@ def convert_value(name: str, value: Any) -> Any:
         return Path(value)
     if name == "style":
         return (Path(value),)
-    kind = _kind(SWEEPABLE[name])
+    kind = _kind(name)
+    if kind == "bool":
+        return _boolean(name, value)
     if kind in ("float", "int"):
         return _number(name, value, float if kind == "float" else int)
     if kind == "layers":
         return parse_layers(value)
+    parts = value.split(",") if isinstance(value, str) else list(value)
     if kind == "floats":
-        parts = value.split(",") if isinstance(value, str) else list(value)
         return tuple(_number(name, part, float) for part in parts if str(part).strip())
+    if kind == "texts":
+        return tuple(str(part).strip() for part in parts if str(part).strip())
     return str(value)
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise NstError(f"{name}: expected true or false, got {value!r}")
 
 
 def split_values(name: str, text: str) -> list[str]:
     """Values of one `--param`: separated by ';' when any is present, else by ','.
     List-valued parameters (layer weights, style blend) always use ';'."""
-    multi = ";" in text or _kind(SWEEPABLE.get(name)) == "floats"
+    multi = ";" in text or _kind(name) in ("floats", "texts")
     values = [v.strip() for v in text.split(";" if multi else ",")]
     return [v for v in values if v]
 
