@@ -189,7 +189,8 @@ def test_seed_pairs_differ_in_pixels_but_match_in_statistics(mini_study: Path) -
         assert pair["term"] == term and pair["labels"] == ["seed 1", "seed 2"]
         assert pair["pixel_difference"] > 5  # on the 0-255 scale
         assert pair["loss_difference"] == pytest.approx(abs(pair["loss_a"] - pair["loss_b"]))
-        assert pair["cross_loss"] > 0
+        # Measured against each other, the two are far closer than noise is to the target.
+        assert 0 < pair["cross_loss"] < pair["start_loss"] / 2
 
 
 def test_study_resumes_and_reruns_only_what_changed(mini_study: Path, tmp_path: Path,
@@ -203,7 +204,7 @@ def test_study_resumes_and_reruns_only_what_changed(mini_study: Path, tmp_path: 
                                          "params = { alpha = [0, 0.5, 1] }\nsteps = 2"))
     assert main(["study", str(config), "-o", str(mini_study), "--dry-run"]) == 0
     listing = capsys.readouterr().out
-    assert "21 runs, 18 already done, 3 to run" in listing
+    assert "21 runs, 18 already done, 3 to run, 0 copied from an identical run" in listing
     assert main(["study", str(config), "-o", str(mini_study), "-q"]) == 0
     alpha = {p for p in images if p.parent.name == "alpha"}
     assert all(p.stat().st_mtime_ns == stamps[p] for p in images if p not in alpha)
@@ -263,11 +264,12 @@ def test_study_file_errors_name_file_and_key(text: str, message: str, tmp_path: 
     assert message in error and str(config) in error and error.count("\n") == 1
 
 
-def test_example_study_file_plans_the_whole_write_up(capsys: pytest.CaptureFixture[str]) -> None:
+def test_example_study_file_plans_the_whole_write_up(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     example = Path(__file__).resolve().parents[1] / "examples" / "study.toml"
-    assert main(["study", str(example), "--dry-run"]) == 0
+    assert main(["study", str(example), "-o", str(tmp_path), "--dry-run"]) == 0
     listing = capsys.readouterr().out
-    assert "60 runs" in listing
+    assert "60 runs, 0 already done, 57 to run, 3 copied from an identical run" in listing
     for name in ("layers/conv_16.png", "windows/conv_12-conv_16.png", "weights/content_weight-100000__",
                  "grid/tubingen__composition_vii.png", "seeds-texture/seed-2.png", "init/init-noise.png",
                  "alpha/alpha-0.5.png"):

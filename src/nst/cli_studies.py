@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -132,13 +133,17 @@ def _sweeps_from_args(args: argparse.Namespace,
 
 def _dry_run(plan: StudyPlan) -> int:
     total = plan.check()
-    done = 0
+    seen: set[str] = set()
+    counts = {"done": 0, "shared": 0, "to run": 0}
     for sweep in plan.sweeps:
         for spec in sweep.runs():
-            finished = plan.is_done(sweep, spec)
-            done += finished
-            print(f"{'done  ' if finished else 'to run'}  {plan.image_path(sweep, spec)}  ({spec.label})")
-    print(f"{total} runs, {done} already done, {total - done} to run")
+            key = json.dumps(plan.request(spec), sort_keys=True)
+            state = "done" if plan.is_done(sweep, spec) else "shared" if key in seen else "to run"
+            seen.add(key)
+            counts[state] += 1
+            print(f"{state:6s}  {plan.image_path(sweep, spec)}  ({spec.label})")
+    print(f"{total} runs, {counts['done']} already done, {counts['to run']} to run, "
+          f"{counts['shared']} copied from an identical run")
     return 0
 
 
@@ -150,7 +155,8 @@ def _print_comparisons(sweeps: list[dict[str, Any]]) -> None:
                   f"{c['pixel_difference']:.1f}/255 (mean absolute); {c['term']} loss {c['loss_a']:.4g} vs "
                   f"{c['loss_b']:.4g}, difference {c['loss_difference']:.3g} "
                   f"({c['relative_loss_difference']:.1%}); {c['term']} loss of one against the "
-                  f"other's targets {c['cross_loss']:.4g}")
+                  f"other's targets {c['cross_loss']:.4g}"
+                  + (f" (at the first step: {c['start_loss']:.4g})" if c.get("start_loss") else ""))
 
 
 def _run(plan: StudyPlan, quiet: bool, dry_run: bool) -> int:
@@ -159,6 +165,10 @@ def _run(plan: StudyPlan, quiet: bool, dry_run: bool) -> int:
     listener = None if quiet else ConsoleListener()
     try:
         results = run_study(plan, listener)
+    except KeyboardInterrupt:
+        print(f"\nnst: interrupted; finished runs are kept in {plan.output}, run the same "
+              "command again to resume", file=sys.stderr)
+        return 130
     finally:
         if listener is not None:
             listener.close()

@@ -197,14 +197,19 @@ def _comparison_table(comparisons: Sequence[dict[str, Any]]) -> str:
         f"<tr><td>{escape(c['labels'][0])} vs {escape(c['labels'][1])}</td>"
         f"<td>{c['pixel_difference']:.1f}</td><td>{c['loss_a']:.4g}</td><td>{c['loss_b']:.4g}</td>"
         f"<td>{c['loss_difference']:.3g} ({c['relative_loss_difference']:.1%})</td>"
-        f"<td>{c['cross_loss']:.4g}</td></tr>"
+        f"<td>{c['cross_loss']:.4g}</td><td>{_number(c.get('start_loss'))}</td></tr>"
         for c in comparisons
     )
     return (
         f"<table><tr><th>runs</th><th>pixel difference<br>(mean, 0–255)</th><th>{term} loss a</th>"
         f"<th>{term} loss b</th><th>{term} loss difference</th>"
-        f"<th>{term} loss of a<br>against b's targets</th></tr>{rows}</table>"
+        f"<th>{term} loss of a<br>against b's targets</th><th>for scale: {term} loss<br>"
+        f"at the first step</th></tr>{rows}</table>"
     )
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
 
 
 def _slider(sweep: dict[str, Any]) -> str:
@@ -212,8 +217,9 @@ def _slider(sweep: dict[str, Any]) -> str:
     frames = [{"src": r["image"], "label": r["label"], "caption": " · ".join(caption_stats(r))}
               for r in runs]
     first = frames[0]
-    # Twice the pictures' size at most: larger only blurs them.
-    width = 2 * max(int(r["config"].get("size") or 256) for r in runs) + 24
+    # Three times the pictures' size at most (larger only blurs them), but
+    # wide enough for the controls.
+    width = max(360, 3 * max(int(r["config"].get("size") or 256) for r in runs) + 24)
     return (
         f'<div class="slider" style="max-width: {width}px" '
         f'data-frames="{escape(json.dumps(frames, ensure_ascii=False))}">'

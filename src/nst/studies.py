@@ -194,6 +194,7 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], output: Path) -> dict[str
         objective = build_objective(extractor, config, image_b, [image_b])
         cross = float(objective(image_a)[term])
     loss_a, loss_b = a["losses"][term], b["losses"][term]
+    starts = [r["history"][0][term] for r in (a, b) if r["history"]]
     return {
         "a": a["slug"], "b": b["slug"], "labels": [a["label"], b["label"]], "term": term,
         "pixel_difference": round(float((image_a - image_b).abs().mean()) * 255, 3),
@@ -201,6 +202,8 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], output: Path) -> dict[str
         "loss_difference": abs(loss_a - loss_b),
         "relative_loss_difference": abs(loss_a - loss_b) / max((loss_a + loss_b) / 2, 1e-12),
         "cross_loss": cross,
+        # For scale: the loss of the start images (noise), after one step.
+        "start_loss": sum(starts) / len(starts) if starts else None,
     }
 
 
