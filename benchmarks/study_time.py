@@ -25,16 +25,16 @@ from nst.runner import run, select_device
 from nst.study_config import load_study
 
 
-def _measure(spec, steps: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """(CPU seconds per step, CPU seconds outside the steps) of one short run."""
+def _measure(spec, steps: int, clock) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(seconds per step, seconds outside the steps) of one short run on `clock`."""
     marks: list[float] = []
 
     def on_step(event: StepEvent) -> None:
-        marks.append(time.process_time())
+        marks.append(clock())
 
-    start = time.process_time()
+    start = clock()
     run(spec.config.replace(steps=steps), spec.content, spec.styles, on_step)
-    total = time.process_time() - start
+    total = clock() - start
     per_step = (marks[-1] - marks[0]) / (len(marks) - 1)
     return per_step, total - per_step * steps
 
@@ -44,7 +44,10 @@ def main() -> None:
     parser.add_argument("config")
     parser.add_argument("--steps", type=int, default=10, help="steps actually run per run (at least 2)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--wall", action="store_true",
+                        help="measure wall time instead (only meaningful on an otherwise idle machine)")
     args = parser.parse_args()
+    clock = time.perf_counter if args.wall else time.process_time
     if args.threads:
         torch.set_num_threads(args.threads)
     plan = load_study(args.config)
@@ -58,12 +61,13 @@ def main() -> None:
                 continue  # a run shared between sweeps is computed once by nst study
             seen.add(key)
             steps = spec.config.resolved(select_device(spec.config.device).type).steps or 1
-            per_step, overhead = _measure(spec, max(2, args.steps))
+            per_step, overhead = _measure(spec, max(2, args.steps), clock)
             estimate += per_step * steps + overhead
             count += 1
         total += estimate
         print(f"{sweep.name:18s} {count:3d} runs  {estimate / 60:5.1f} min", flush=True)
-    print(f"total {total / 60:.1f} min of CPU time with {torch.get_num_threads()} thread(s) "
+    print(f"total {total / 60:.1f} min of {'wall' if args.wall else 'CPU'} time with "
+          f"{torch.get_num_threads()} thread(s) "
           f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
 
