@@ -41,3 +41,45 @@ def small_image(tmp_path: Path) -> Path:
     path = tmp_path / "small.png"
     image.save(path)
     return path
+
+
+# A miniature study of every part (tiny images, 3 steps), run once per session
+# through the CLI; tests/test_studies.py and tests/test_report.py inspect it.
+MINI_STUDY = """
+title = "Mini study"
+[inputs]
+content = ["sample:tubingen"]
+styles = ["sample:starry_night", "sample:great_wave"]
+[defaults]
+size = 32
+steps = 3
+[content_reconstruction]
+params = { content_layers = ["conv_1", "conv_5"] }
+[texture_synthesis]
+params = { style_layers = ["conv_1", "conv_1-conv_3"] }
+[style_transfer]
+params = { content_weight = [10, 1e5] }
+[content_style_grid]
+[seed_pairs]
+content_layers = "conv_5"
+style_layers = "conv_1-conv_2"
+[init_comparison]
+[input_weighting]
+params = { alpha = [0, 0.5, 1] }
+[[sweep]]
+title = "TV weight"
+styles = ["sample:starry_night"]
+params = { tv_weight = [0, 1] }
+"""
+
+
+@pytest.fixture(scope="session")
+def mini_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output folder of the miniature study (see MINI_STUDY)."""
+    from nst.cli import main
+
+    folder = tmp_path_factory.mktemp("mini-study")
+    config = folder / "mini.toml"
+    config.write_text(MINI_STUDY)
+    assert main(["study", str(config), "-o", str(folder / "out"), "-q"]) == 0
+    return folder / "out"

@@ -16,7 +16,9 @@ from typing import Any, NoReturn
 import torch
 
 from . import __version__
-from .config import OPTIMIZERS, POOLINGS, PRESETS, Config, apply_preset
+from .cli_studies import COMMANDS as STUDY_COMMANDS
+from .cli_studies import add_study_commands, run_study_command
+from .config import OPTIMIZERS, POOLINGS, PRESETS, RECONSTRUCT_WEIGHT, Config, apply_preset
 from .errors import NstError, NstRuntimeError
 from .events import StepEvent
 from .images import check_writable
@@ -26,9 +28,6 @@ from .runner import IntermediateSaver, Run, run
 from .samples import STYLE_SAMPLES, sample_path
 
 DEFAULTS = Config()
-# Reconstruction has one loss term, so its weight only sets the loss scale; 1e3
-# keeps L-BFGS's curvature updates (skipped below 1e-10) alive at every layer.
-RECONSTRUCT_WEIGHT = 1e3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=_integer, help="iterations (default: 300 on CPU, 500 on GPU)")
     demo.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_study_commands(commands, tr)
     return parser
 
 
@@ -229,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_request:  # --help, --version, usage errors (one line, status 2)
         return int(exit_request.code or 0)
     try:
+        if args.command in STUDY_COMMANDS:
+            return run_study_command(args, config_from_args)
         return _demo(args) if args.command == "demo" else _execute(args)
     except NstError as error:
         print(f"nst: error: {error}", file=sys.stderr)

@@ -32,6 +32,9 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # Layers of the study write-up (conv_k = k-th convolution, before its ReLU).
 DEFAULT_CONTENT_LAYERS = ("conv_4",)
 DEFAULT_STYLE_LAYERS = ("conv_1", "conv_2", "conv_3", "conv_4", "conv_5")
+# Reconstruction has one loss term, so its weight only sets the loss scale; 1e3
+# keeps L-BFGS's curvature updates (skipped below 1e-10) alive at every layer.
+RECONSTRUCT_WEIGHT = 1e3
 
 # `--preset gatys`: the layers of Gatys et al. 2016 with weights that give a
 # balanced transfer on our feature scale (see README, "Loss scale").
