@@ -41,3 +41,10 @@ def range_penalty(image: Tensor) -> Tensor:
     plane and averaged over pixels: zero for any valid image, smooth everywhere."""
     outside = torch.relu(image - 1) ** 2 + torch.relu(-image) ** 2
     return outside.sum() / (image.shape[-1] * image.shape[-2])
+
+
+def temporal_loss(image: Tensor, warped: Tensor, weights: Tensor) -> Tensor:
+    """Squared deviation from the previous stylized frame warped into this one,
+    where the flow is trusted: `weights` (B or 1, 1, H, W) in [0, 1], averaged over
+    all pixels and channels (Ruder et al. 2016, eq. 7)."""
+    return torch.mean(weights * (image - warped) ** 2)
