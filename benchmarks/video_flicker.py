@@ -33,7 +33,9 @@ def _row(name: str, done: VideoRun, wall_s: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--input", type=Path, default=SHARED / "video" / "bunny.mp4")
     parser.add_argument("--style", type=Path, default=SHARED / "images" / "style" / "starry_night.jpg")
     parser.add_argument("--size", type=int, default=128)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fixture)
 from PIL import Image
 
+from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fixture)
 from nst.batch import ImageEvent, plan, run_batch
 from nst.cli import main
+from nst.contact_sheet import COLUMNS, ROWS_PER_SHEET, write_contact_sheets
 from nst.config import Config
 from nst.errors import NstError
 from nst.images import read_metadata
@@ -113,3 +114,13 @@ def test_cli_bad_folders(where: str, message: str, style_path: Path, tmp_path: P
     assert status == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_contact_sheet_pages_hold_every_pair(tmp_path: Path) -> None:
+    picture = tmp_path / "p.png"
+    Image.new("RGB", (40, 30), "red").save(picture)
+    pairs = [(picture, picture, f"image {n}.png") for n in range(COLUMNS * ROWS_PER_SHEET + 1)]
+    sheets = write_contact_sheets(pairs, tmp_path / "index.jpg")
+    assert [s.name for s in sheets] == ["index.jpg", "index-2.jpg"]
+    first, second = (Image.open(s) for s in sheets)
+    assert first.height > second.height  # ten rows, then one

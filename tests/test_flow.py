@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from clips import texture
 from PIL import Image
 
+from clips import texture
 from nst.flow import motion_between, resize_flow, warp, warping_error
 from nst.images import to_tensor
 

@@ -8,11 +8,19 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from clips import sliding_frames, write_mp4_with_audio
 from PIL import Image
 
+from clips import sliding_frames, write_mp4_with_audio
 from nst.errors import NstError
-from nst.frames import FOLDER_DEFAULT_FPS, check_output, open_clip, output_rate, planned_frames, read_frames, write_clip
+from nst.frames import (
+    FOLDER_DEFAULT_FPS,
+    check_output,
+    open_clip,
+    output_rate,
+    planned_frames,
+    read_frames,
+    write_clip,
+)
 
 
 def _difference(a: list[Image.Image], b: list[Image.Image]) -> float:

@@ -6,8 +6,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fixture)
 
+from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fixture)
 from nst.cli import main
 from nst.config import Config
 from nst.errors import NstError
@@ -36,8 +36,8 @@ def test_consistent_mode_flickers_less_than_independent(
     assert len(consistent.warping_errors) == 3
     assert consistent.warping_error < independent.warping_error / 2
     # Frames after the first are warm-started with a quarter of the steps.
-    assert consistent.fresh_starts == 1 and len(consistent.warm_times) == 3
-    assert independent.fresh_starts == 4 and not independent.warm_times
+    assert len(consistent.fresh_times) == 1 and len(consistent.warm_times) == 3
+    assert len(independent.fresh_times) == 4 and not independent.warm_times
 
 
 def test_interrupted_run_resumes_from_the_last_finished_frame(
@@ -122,3 +122,19 @@ def test_bad_options_are_refused(clip_path: Path, style_path: Path, tmp_path: Pa
         VideoOptions(frame_steps=0)
     with pytest.raises(NstError, match="overwrite the input"):
         stylize_video(CONFIG, VideoOptions(), clip_path, [style_path], clip_path)
+
+
+def test_cli_interrupt_says_where_finished_frames_are(
+    clip_path: Path, style_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    output = tmp_path / "out.mp4"
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        WorkFolder(output).path.mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nst.cli.stylize_video", interrupted)
+    status = main(["video", str(clip_path), str(style_path), "-o", str(output), "-q"])
+    assert status == 130
+    assert "run the same command again to resume" in capsys.readouterr().err

@@ -19,13 +19,11 @@ from .contact_sheet import write_contact_sheets
 from .errors import NstError, NstRuntimeError
 from .events import StepCallback
 from .images import OUTPUT_FORMATS, load_image, read_metadata
+from .resume import picture_settings
 from .runner import run, select_device
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SHEET_NAME = "index.jpg"
-# Config fields that do not change the picture, so an output made with other
-# values still counts as done.
-NOT_COMPARED = ("device", "max_pixels")
 
 
 @dataclass(frozen=True)
@@ -99,11 +97,6 @@ def _check_folders(input_dir: Path, out_dir: Path) -> None:
         raise NstError("the output folder must differ from the input folder (outputs would replace inputs)")
 
 
-def _comparable(config: dict[str, Any], seed_given: bool) -> dict[str, Any]:
-    ignored = (*NOT_COMPARED, *(() if seed_given else ("seed",)))
-    return {k: v for k, v in config.items() if k not in ignored}
-
-
 def _made_with(item: BatchItem, settings: dict[str, Any], seed_given: bool) -> bool | None:
     """Whether an existing output records these settings (None: there is no output)."""
     if not item.output.exists():
@@ -116,8 +109,8 @@ def _made_with(item: BatchItem, settings: dict[str, Any], seed_given: bool) -> b
     return (
         inputs.get("content") == settings["content"]
         and inputs.get("styles") == settings["styles"]
-        and _comparable(metadata.get("config", {}), seed_given)
-        == _comparable(settings["config"], seed_given)
+        and picture_settings(metadata.get("config", {}), seed_given)
+        == picture_settings(settings["config"], seed_given)
     )
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,7 +26,7 @@ from .layers import parse_layers
 from .progress import ItemProgress, ProgressBar
 from .runner import IntermediateSaver, Run, run
 from .samples import STYLE_SAMPLES, sample_path
-from .video import MODES, VideoOptions, VideoRun, WorkFolder, stylize_video
+from .video import MODES, FrameEvent, VideoOptions, VideoRun, WorkFolder, stylize_video
 
 DEFAULTS = Config()
 # Reconstruction has one loss term, so its weight only sets the loss scale; 1e3
@@ -280,6 +281,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _closing(progress: ItemProgress | None) -> Iterator[None]:
+    """Close the bar before anything else is printed, however the run ends."""
+    try:
+        yield
+    finally:
+        if progress is not None:
+            progress.close()
+
+
 def _batch(args: argparse.Namespace) -> int:
     """`nst batch`: failures are listed at the end; the status is 2 if any image failed."""
     progress = None if args.quiet else ItemProgress("batch", None, "image")
@@ -290,11 +301,13 @@ def _batch(args: argparse.Namespace) -> int:
             progress.advance(f"{event.status} {event.item.label}")
 
     try:
-        report = run_batch(config_from_args(args), args.input_dir, args.styles, args.output,
-                           args.recursive, args.format, args.overwrite, on_image, progress)
-    finally:
-        if progress is not None:
-            progress.close()
+        with _closing(progress):
+            report = run_batch(config_from_args(args), args.input_dir, args.styles, args.output,
+                               args.recursive, args.format, args.overwrite, on_image, progress)
+    except KeyboardInterrupt:
+        print(f"nst: interrupted; finished images stay in {args.output}: "
+              "run the same command again to continue", file=sys.stderr)
+        return 130
     if not args.quiet:
         print(_batch_summary(report, args.output), file=sys.stderr)
     for item, reason in report.failed:
@@ -320,23 +333,21 @@ def _video(args: argparse.Namespace) -> int:
     options = VideoOptions(mode=args.mode, keep_audio=not args.no_audio, **given)
     progress = None if args.quiet else ItemProgress("video", None, "frame")
 
-    def on_frame(event: Any) -> None:
+    def on_frame(event: FrameEvent) -> None:
         if progress is not None:
             progress.bar.total = event.total
             progress.advance("resumed" if event.resumed else f"{event.elapsed_s:.1f} s")
 
     try:
-        done = stylize_video(config_from_args(args), options, args.input, args.styles, args.output,
-                             on_frame, progress, args.restart)
+        with _closing(progress):
+            done = stylize_video(config_from_args(args), options, args.input, args.styles, args.output,
+                                 on_frame, progress, args.restart)
     except KeyboardInterrupt:
         work = WorkFolder(args.output).path
-        if work.exists():
-            print(f"\nnst: finished frames are kept in {work}; run the same command again to resume",
-                  file=sys.stderr)
-        raise
-    finally:
-        if progress is not None:
-            progress.close()
+        kept = f"finished frames stay in {work}: run the same command again to resume" \
+            if work.exists() else "no output written"
+        print(f"nst: interrupted; {kept}", file=sys.stderr)
+        return 130
     print(_video_summary(done), file=sys.stderr)
     return 0
 
@@ -348,9 +359,9 @@ def _video_summary(done: VideoRun) -> str:
     if done.resumed:
         lines.append(f"resumed {done.resumed} frame(s) finished by an earlier run")
     computed = done.frame_times
-    if done.warm_times and len(computed) > len(done.warm_times):
-        fresh = [t for t in computed if t not in done.warm_times]
-        first, warm = sum(fresh) / len(fresh), sum(done.warm_times) / len(done.warm_times)
+    if done.warm_times and done.fresh_times:
+        first = sum(done.fresh_times) / len(done.fresh_times)
+        warm = sum(done.warm_times) / len(done.warm_times)
         warm_steps = done.options.warm_steps(done.config.steps or 1)
         lines.append(f"time: {first:.1f} s for a frame from scratch ({done.config.steps} steps), "
                      f"{warm:.1f} s per warm-started frame ({warm_steps} steps), {first / warm:.1f}x faster")

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .images import load_image, save_image
 
 THUMB = 160  # longest side of each small picture, pixels
 COLUMNS = 4  # pairs per row
 ROWS_PER_SHEET = 10  # a large batch gets several sheets rather than one huge image
-GAP = 8
+GAP = 20  # between pairs
+PAIR_GAP = 4  # between an input and its output
 CAPTION = 18  # caption band height
 BACKGROUND = (40, 40, 40)
 TEXT = (230, 230, 230)
@@ -26,9 +27,8 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def _thumbnail(path: Path) -> Image.Image:
-    image = load_image(path).convert("RGB")
-    image.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
-    return image
+    """The picture scaled (up or down) to fit a THUMB square."""
+    return ImageOps.contain(load_image(path).convert("RGB"), (THUMB, THUMB), Image.Resampling.LANCZOS)
 
 
 def _caption(text: str, width: int, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> str:
@@ -42,7 +42,7 @@ def _caption(text: str, width: int, font: ImageFont.ImageFont | ImageFont.FreeTy
 
 
 def _sheet(pairs: Sequence[tuple[Path, Path, str]]) -> Image.Image:
-    cell_width, cell_height = 2 * THUMB + GAP, THUMB + CAPTION
+    cell_width, cell_height = 2 * THUMB + PAIR_GAP, THUMB + CAPTION
     columns = min(COLUMNS, len(pairs))
     rows = -(-len(pairs) // columns)
     size = (GAP + columns * (cell_width + GAP), GAP + rows * (cell_height + GAP))
@@ -52,7 +52,7 @@ def _sheet(pairs: Sequence[tuple[Path, Path, str]]) -> Image.Image:
     for index, (source, output, label) in enumerate(pairs):
         left = GAP + (index % columns) * (cell_width + GAP)
         top = GAP + (index // columns) * (cell_height + GAP)
-        for offset, path in ((0, source), (THUMB + GAP, output)):
+        for offset, path in ((0, source), (THUMB + PAIR_GAP, output)):
             thumb = _thumbnail(path)
             # Centre each picture in its square.
             corner = (left + offset + (THUMB - thumb.width) // 2, top + (THUMB - thumb.height) // 2)

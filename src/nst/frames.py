@@ -163,7 +163,7 @@ def _reason(error: av.FFmpegError) -> str:
 def _upright(frame: av.VideoFrame) -> Image.Image:
     """A decoded frame as RGB, turned the way players show it (phone videos
     store a rotation instead of rotated pixels)."""
-    image = frame.to_image()
+    image: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
     rotation = frame.rotation
     return image.rotate(rotation, expand=True) if rotation else image
 
@@ -171,12 +171,11 @@ def _upright(frame: av.VideoFrame) -> Image.Image:
 def _decode(clip: Clip) -> Iterator[Image.Image]:
     if clip.kind == "folder":
         for file in clip.frame_files:
-            image = load_image(file)
-            yield image.convert("RGB")
+            yield load_image(file).convert("RGB")
     elif clip.kind == "gif":
-        with Image.open(clip.path) as image:
-            for frame in ImageSequence.Iterator(image):
-                yield frame.convert("RGB")
+        with Image.open(clip.path) as gif:
+            for picture in ImageSequence.Iterator(gif):
+                yield picture.convert("RGB")
     else:
         try:
             with av.open(str(clip.path)) as container:
@@ -358,7 +357,7 @@ def _write_video(
     codec, options, audio_codec = VIDEO_FORMATS[suffix]
     format_name = {".mkv": "matroska", ".webm": "webm", ".mov": "mov"}.get(suffix, "mp4")
     with av.open(str(path), mode="w", format=format_name) as container:
-        stream = None
+        stream: Any = None  # PyAV's stubs type streams loosely
         audio = None
         count = 0
         for count, frame in enumerate(frames, start=1):
@@ -370,7 +369,7 @@ def _write_video(
                 stream.pix_fmt = "yuv420p"
                 if audio_from is not None and audio_from.has_audio:
                     audio = _AudioCopy(audio_from.path, container, audio_codec)
-            video_frame = av.VideoFrame.from_image(even)
+            video_frame = av.VideoFrame.from_image(even)  # type: ignore[no-untyped-call]
             video_frame.pts = count - 1
             video_frame.time_base = 1 / fps
             container.mux(stream.encode(video_frame))
