@@ -324,14 +324,14 @@ def _stylize_frames(
 ) -> None:
     """The frame loop, filling in `run`: each frame is resumed from the work folder
     or stylized and stored there."""
-    config, options = run.config, run.options
-    assert config.size is not None and config.steps is not None
+    config = run.config
+    assert config.size is not None
     stylizer = FrameStylizer(config, styles, device)
     finished = work.finished()
-    total = planned_frames(clip, fps, options.max_frames)
-    consistent = options.mode == "consistent"
+    total = planned_frames(clip, fps, run.options.max_frames)
+    consistent = run.options.mode == "consistent"
     previous: tuple[Tensor, Tensor, Tensor] | None = None  # frame t-1: content, stylized, for flow
-    for index, frame in enumerate(read_frames(clip, fps, options.max_frames)):
+    for index, frame in enumerate(read_frames(clip, fps, run.options.max_frames)):
         content = to_tensor(resize_longest(frame, config.size)).to(device)
         for_flow = to_tensor(resize_longest(frame, flow_side(config.size)))
         run.size = (content.shape[-1], content.shape[-2])
@@ -341,14 +341,9 @@ def _stylize_frames(
             stylized, steps = work.load(index, device), 0
         else:
             warm = consistent and motion is not None and motion.reliable_share >= SCENE_CUT_SHARE
-            if warm:
-                assert previous is not None and motion is not None
-                init, steps = _warm_start(previous[1], motion, options, config.steps)
-                temporal = _temporal_target(init, motion, options, device)
-            else:
-                init, steps, temporal = init_image(str(config.init), content, config.alpha, config.seed), \
-                    config.steps, None
-            stylized = work.save(index, stylizer(content, init, steps, temporal, on_step))
+            previous_stylized = previous[1] if warm and previous is not None else None
+            image, steps = _stylize_frame(stylizer, run, content, previous_stylized, motion, on_step)
+            stylized = work.save(index, image)
             elapsed = time.perf_counter() - start
             run.frame_times.append(elapsed)
             (run.warm_times if warm else run.fresh_times).append(elapsed)
@@ -366,12 +361,24 @@ def _stylize_frames(
         raise NstError(f"{clip.path} gave no frames")
 
 
-def _warm_start(previous: Tensor, motion: Motion, options: VideoOptions, steps: int) -> tuple[Tensor, int]:
-    return warp_image(previous, motion.backward), options.warm_steps(steps)
-
-
-def _temporal_target(warped: Tensor, motion: Motion, options: VideoOptions,
-                     device: torch.device) -> TemporalTarget | None:
-    if not options.temporal_weight:
-        return None
-    return TemporalTarget(warped, motion.weight_tensor(device), options.temporal_weight)
+def _stylize_frame(
+    stylizer: FrameStylizer,
+    run: VideoRun,
+    content: Tensor,
+    previous: Tensor | None,
+    motion: Motion | None,
+    on_step: StepCallback | None,
+) -> tuple[Tensor, int]:
+    """One frame and its step count: warm-started from `previous` (stylized frame t-1)
+    moved by `motion` and held to it, or, without `previous`, from scratch."""
+    config, options = run.config, run.options
+    assert config.steps is not None
+    if previous is None or motion is None:
+        init = init_image(str(config.init), content, config.alpha, config.seed)
+        return stylizer(content, init, config.steps, None, on_step), config.steps
+    warped = warp_image(previous, motion.backward)
+    temporal = None
+    if options.temporal_weight:
+        temporal = TemporalTarget(warped, motion.weight_tensor(content.device), options.temporal_weight)
+    steps = options.warm_steps(config.steps)
+    return stylizer(content, warped, steps, temporal, on_step), steps
