@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
 
 from . import __version__
+from .batch import BatchReport, ImageEvent, run_batch
 from .cli_studies import COMMANDS as STUDY_COMMANDS
 from .cli_studies import add_study_commands, run_study_command
 from .config import OPTIMIZERS, POOLINGS, PRESETS, RECONSTRUCT_WEIGHT, Config, apply_preset
@@ -23,9 +25,10 @@ from .errors import NstError, NstRuntimeError
 from .events import StepEvent
 from .images import check_writable
 from .layers import parse_layers
-from .progress import ProgressBar
+from .progress import ItemProgress, ProgressBar
 from .runner import IntermediateSaver, Run, run
 from .samples import STYLE_SAMPLES, sample_path
+from .video import MODES, FrameEvent, VideoOptions, VideoRun, WorkFolder, stylize_video
 
 DEFAULTS = Config()
 
@@ -55,10 +58,13 @@ def _numbers(text: str) -> tuple[float, ...]:
     return tuple(_number(part) for part in text.split(",") if part.strip())
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(
+    parser: argparse.ArgumentParser,
+    output_help: str = "output image (.png, .jpg, .webp)",
+    save_every: bool = True,
+) -> None:
     """Options every command shares. Defaults are None here: Config holds the real ones."""
-    parser.add_argument("-o", "--output", required=True, type=Path,
-                        help="output image (.png, .jpg, .webp)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help=output_help)
     run_group = parser.add_argument_group("optimization")
     run_group.add_argument("--steps", type=_integer,
                            help="iterations (default: 300 on CPU, 500 on GPU)")
@@ -83,8 +89,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                     help="longest side of the output in pixels (default: 384 on CPU, 512 on GPU)")
     io.add_argument("--max-pixels", type=_integer,
                     help=f"refuse images larger than this (default: {DEFAULTS.max_pixels:,})")
-    io.add_argument("--save-every", type=_integer, default=0, metavar="N",
-                    help="also save the image every N steps (out.step0050.png, ...)")
+    if save_every:
+        io.add_argument("--save-every", type=_integer, default=0, metavar="N",
+                        help="also save the image every N steps (out.step0050.png, ...)")
     io.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
@@ -93,6 +100,64 @@ def _add_style_options(parser: argparse.ArgumentParser) -> None:
                         help="longest side of the style images (default: --size); sets the style's scale")
     parser.add_argument("--style-layer-weights", type=_numbers, metavar="W1,W2,...",
                         help="one weight per style layer (default: 1 each)")
+
+
+def _add_transfer_options(tr: argparse.ArgumentParser) -> None:
+    """The weights, layers and styles of a transfer (shared by transfer, batch and video)."""
+    tr.add_argument("--content-weight", type=_number,
+                    help=f"content weight (default: {DEFAULTS.content_weight:g})")
+    tr.add_argument("--style-weight", type=_number,
+                    help=f"style weight (default: {DEFAULTS.style_weight:g})")
+    tr.add_argument("--content-layers", help="default: conv_4")
+    tr.add_argument("--style-layers", help="default: conv_1-conv_5")
+    tr.add_argument("--content-layer-weights", type=_numbers, metavar="W1,W2,...",
+                    help="one weight per content layer (default: 1 each)")
+    tr.add_argument("--style-blend", type=_numbers, metavar="W1,W2,...",
+                    help="weights of several style images (default: equal)")
+    tr.add_argument("--preset", choices=sorted(PRESETS),
+                    help="gatys: content relu4_2, style relu1_1..relu5_1, weights balanced for them")
+    _add_style_options(tr)
+
+
+def _add_batch_parser(commands: Any) -> None:
+    batch = commands.add_parser("batch", help="style every image in a folder (resumes where it stopped)")
+    batch.add_argument("input_dir", type=Path, metavar="INPUT_DIR", help="folder of images")
+    batch.add_argument("styles", nargs="+", type=Path, metavar="STYLE", help="style image(s)")
+    batch.add_argument("-r", "--recursive", action="store_true", help="also style images in subfolders")
+    batch.add_argument("--format", choices=("png", "jpg", "webp"), default="png",
+                       help="output format (default: png)")
+    batch.add_argument("--overwrite", action="store_true",
+                       help="redo outputs that an earlier run made with other settings")
+    _add_transfer_options(batch)
+    _add_common(batch, "output folder (created if missing); index.jpg there shows inputs next to outputs",
+                save_every=False)
+
+
+def _add_video_parser(commands: Any) -> None:
+    video = commands.add_parser("video", help="stylize a video, an animated GIF or a folder of frames")
+    video.add_argument("input", type=Path, metavar="INPUT",
+                       help="video file (.mp4, .webm, .mov, ...), animated .gif "
+                       "or a folder of numbered frames")
+    video.add_argument("styles", nargs="+", type=Path, metavar="STYLE", help="style image(s)")
+    group = video.add_argument_group("video")
+    group.add_argument("--mode", choices=MODES, default="consistent",
+                       help="consistent (default): each frame starts from the previous one moved by "
+                       "optical flow and is held to it; independent: each frame alone (flickers)")
+    group.add_argument("--temporal-weight", type=_number,
+                       help="weight of the temporal loss in consistent mode (default: 2e4)")
+    group.add_argument("--frame-steps", type=_integer,
+                       help="steps of each frame after the first in consistent mode "
+                       "(default: 1/4 of --steps)")
+    group.add_argument("--fps", type=_number,
+                       help="frame rate: drops frames of a video or GIF to reach it; "
+                       "sets a frame folder's rate (default: the input's; 24 for a folder)")
+    group.add_argument("--max-frames", type=_integer, help="stop after this many frames")
+    group.add_argument("--no-audio", action="store_true", help="leave out the input's sound track")
+    group.add_argument("--restart", action="store_true",
+                       help="discard frames an interrupted run left (by default a run resumes)")
+    _add_transfer_options(video)
+    _add_common(video, "output video (.mp4, .webm, .mov, .mkv), animated .gif, or a folder for PNG frames",
+                save_every=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,20 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr = commands.add_parser("transfer", help="paint a content image in the style of artworks")
     tr.add_argument("content", type=Path, help="content image")
     tr.add_argument("styles", nargs="+", type=Path, metavar="STYLE", help="style image(s)")
-    tr.add_argument("--content-weight", type=_number,
-                    help=f"content weight (default: {DEFAULTS.content_weight:g})")
-    tr.add_argument("--style-weight", type=_number,
-                    help=f"style weight (default: {DEFAULTS.style_weight:g})")
-    tr.add_argument("--content-layers", help="default: conv_4")
-    tr.add_argument("--style-layers", help="default: conv_1-conv_5")
-    tr.add_argument("--content-layer-weights", type=_numbers, metavar="W1,W2,...",
-                    help="one weight per content layer (default: 1 each)")
-    tr.add_argument("--style-blend", type=_numbers, metavar="W1,W2,...",
-                    help="weights of several style images (default: equal)")
-    tr.add_argument("--preset", choices=sorted(PRESETS),
-                    help="gatys: content relu4_2, style relu1_1..relu5_1, weights balanced for them")
-    _add_style_options(tr)
+    _add_transfer_options(tr)
     _add_common(tr)
+
+    _add_batch_parser(commands)
+    _add_video_parser(commands)
 
     demo = commands.add_parser("demo", help="stylize the shipped sample photo (no arguments needed)")
     demo.add_argument("-o", "--output", type=Path, default=Path("nst-demo"),
@@ -147,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run another command's task many times.
+COMMAND_TASKS = {"batch": "transfer", "video": "transfer"}
 # Argument names that map one-to-one onto Config fields.
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(Config)}
 
@@ -154,7 +212,7 @@ _CONFIG_FIELDS = {f.name for f in dataclasses.fields(Config)}
 def config_from_args(args: argparse.Namespace) -> Config:
     """A Config from parsed arguments: Config defaults, then the preset, then
     whatever the user gave explicitly."""
-    config = Config(task=args.command)
+    config = Config(task=COMMAND_TASKS.get(args.command, args.command))
     if getattr(args, "preset", None):
         config = apply_preset(config, args.preset)
     given: dict[str, Any] = {
@@ -223,15 +281,108 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _closing(progress: ItemProgress | None) -> Iterator[None]:
+    """Close the bar before anything else is printed, however the run ends."""
+    try:
+        yield
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def _batch(args: argparse.Namespace) -> int:
+    """`nst batch`: failures are listed at the end; the status is 2 if any image failed."""
+    progress = None if args.quiet else ItemProgress("batch", None, "image")
+
+    def on_image(event: ImageEvent) -> None:
+        if progress is not None:
+            progress.bar.total = event.total
+            progress.advance(f"{event.status} {event.item.label}")
+
+    try:
+        with _closing(progress):
+            report = run_batch(config_from_args(args), args.input_dir, args.styles, args.output,
+                               args.recursive, args.format, args.overwrite, on_image, progress)
+    except KeyboardInterrupt:
+        print(f"nst: interrupted; finished images stay in {args.output}: "
+              "run the same command again to continue", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(_batch_summary(report, args.output), file=sys.stderr)
+    for item, reason in report.failed:
+        print(f"nst: error: {item.label}: {reason}", file=sys.stderr)
+    return 2 if report.failed else 0
+
+
+def _batch_summary(report: BatchReport, output: Path) -> str:
+    parts = [f"styled {len(report.done)} image(s) into {output}"]
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} already done")
+    if report.failed:
+        parts.append(f"{len(report.failed)} failed (listed below)")
+    if report.sheets:
+        parts.append("contact sheet " + ", ".join(str(sheet) for sheet in report.sheets))
+    return "; ".join(parts)
+
+
+def _video(args: argparse.Namespace) -> int:
+    """`nst video`: the flicker measure is printed after every run, even with -q."""
+    given = {name: getattr(args, name) for name in ("temporal_weight", "frame_steps", "fps", "max_frames")
+             if getattr(args, name) is not None}
+    options = VideoOptions(mode=args.mode, keep_audio=not args.no_audio, **given)
+    progress = None if args.quiet else ItemProgress("video", None, "frame")
+
+    def on_frame(event: FrameEvent) -> None:
+        if progress is not None:
+            progress.bar.total = event.total
+            progress.advance("resumed" if event.resumed else f"{event.elapsed_s:.1f} s")
+
+    try:
+        with _closing(progress):
+            done = stylize_video(config_from_args(args), options, args.input, args.styles, args.output,
+                                 on_frame, progress, args.restart)
+    except KeyboardInterrupt:
+        work = WorkFolder(args.output).path
+        kept = f"finished frames stay in {work}: run the same command again to resume" \
+            if work.exists() else "no output written"
+        print(f"nst: interrupted; {kept}", file=sys.stderr)
+        return 130
+    print(_video_summary(done), file=sys.stderr)
+    return 0
+
+
+def _video_summary(done: VideoRun) -> str:
+    width, height = done.size
+    lines = [f"wrote {done.output}: {done.frames} frames, {width}x{height} at {float(done.fps):g} fps, "
+             f"{done.options.mode} mode, seed {done.config.seed}"]
+    if done.resumed:
+        lines.append(f"resumed {done.resumed} frame(s) finished by an earlier run")
+    computed = done.frame_times
+    if done.warm_times and done.fresh_times:
+        first = sum(done.fresh_times) / len(done.fresh_times)
+        warm = sum(done.warm_times) / len(done.warm_times)
+        warm_steps = done.options.warm_steps(done.config.steps or 1)
+        lines.append(f"time: {first:.1f} s for a frame from scratch ({done.config.steps} steps), "
+                     f"{warm:.1f} s per warm-started frame ({warm_steps} steps), {first / warm:.1f}x faster")
+    elif computed:
+        lines.append(f"time: {sum(computed) / len(computed):.1f} s per frame")
+    lines.append(f"warping error {done.warping_error:.4f} (input clip: {done.input_warping_error:.4f}): "
+                 "mean |difference| between each stylized frame and the previous one moved by the "
+                 "input's optical flow, RGB in [0, 1], over pixels where the flow is reliable")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_request:  # --help, --version, usage errors (one line, status 2)
         return int(exit_request.code or 0)
+    handlers = {"demo": _demo, "batch": _batch, "video": _video}
     try:
         if args.command in STUDY_COMMANDS:
             return run_study_command(args, config_from_args)
-        return _demo(args) if args.command == "demo" else _execute(args)
+        return handlers.get(args.command, _execute)(args)
     except NstError as error:
         print(f"nst: error: {error}", file=sys.stderr)
         return 2

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -41,3 +44,22 @@ def range_penalty(image: Tensor) -> Tensor:
     plane and averaged over pixels: zero for any valid image, smooth everywhere."""
     outside = torch.relu(image - 1) ** 2 + torch.relu(-image) ** 2
     return outside.sum() / (image.shape[-1] * image.shape[-2])
+
+
+def temporal_loss(image: Tensor, warped: Tensor, weights: Tensor) -> Tensor:
+    """Squared deviation from the previous stylized frame warped into this one,
+    where the flow is trusted: `weights` (B or 1, 1, H, W) in [0, 1], averaged over
+    all pixels and channels (Ruder et al. 2016, eq. 7)."""
+    return torch.mean(weights * (image - warped) ** 2)
+
+
+def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of (B, C, H, W), edges replicated; sigma in pixels."""
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = image.shape[1]
+    padded = F.pad(image, (radius, radius, radius, radius), mode="replicate")
+    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)

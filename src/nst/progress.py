@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from tqdm import tqdm
 
 from .events import StepEvent
+
+REDRAW_INTERVAL_S = 0.25
 
 
 class ProgressBar:
@@ -33,3 +36,30 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class ItemProgress:
+    """One bar over many runs (the images of a batch, the frames of a video);
+    its text shows the step of the run in progress. Feed it StepEvents, and
+    call advance() when a run ends."""
+
+    def __init__(self, label: str, total: int | None, unit: str) -> None:
+        self.bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, dynamic_ncols=True)
+        self.shown = 0.0
+
+    def __call__(self, event: StepEvent) -> None:
+        # Steps come faster than a terminal wants redrawing.
+        now = time.monotonic()
+        due = now - self.shown > REDRAW_INTERVAL_S
+        self.bar.set_postfix_str(
+            f"step {event.step}/{event.total_steps} loss {event.losses['total']:.3g}", refresh=due
+        )
+        if due:
+            self.shown = now
+
+    def advance(self, note: str = "") -> None:
+        self.bar.set_postfix_str(note, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,143 @@
+"""Frame sequences in and out: round trips, resampling, audio and bad inputs."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from clips import sliding_frames, write_mp4_with_audio
+from nst.errors import NstError
+from nst.frames import (
+    FOLDER_DEFAULT_FPS,
+    check_output,
+    open_clip,
+    output_rate,
+    planned_frames,
+    read_frames,
+    write_clip,
+)
+
+
+def _difference(a: list[Image.Image], b: list[Image.Image]) -> float:
+    """Largest mean absolute difference of brightness between paired frames (0-255);
+    brightness because video codecs keep colour at half resolution."""
+    return max(float(np.abs(np.asarray(x.convert("L"), float) - np.asarray(y.convert("L"), float)).mean())
+               for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("name, tolerance", [("clip.gif", 8.0), ("clip.mp4", 4.0), ("clip.webm", 4.0),
+                                             ("clip.mov", 4.0), ("frames", 0.0)])
+def test_round_trip_keeps_frames_size_and_rate(tmp_path: Path, name: str, tolerance: float) -> None:
+    frames = sliding_frames(count=5)
+    path = write_clip(frames, tmp_path / name, Fraction(10))
+    clip = open_clip(path)
+    back = list(read_frames(clip))
+    assert len(back) == 5
+    assert clip.size == (48, 32)
+    # A frame folder has no rate of its own: it reads at the default.
+    assert clip.fps == (FOLDER_DEFAULT_FPS if name == "frames" else 10)
+    assert _difference(frames, back) <= tolerance  # GIF palettes and H.264/VP9 are lossy
+
+
+def test_frame_folder_is_read_in_numeric_order(tmp_path: Path) -> None:
+    frames = sliding_frames(count=3)
+    for number, frame in zip((9, 10, 100), frames, strict=True):
+        frame.save(tmp_path / f"f{number}.png")
+    (tmp_path / "notes.txt").write_text("not a frame")
+    back = list(read_frames(open_clip(tmp_path)))
+    assert _difference(frames, back) == 0
+
+
+def test_fps_drops_frames_and_max_frames_cuts(tmp_path: Path) -> None:
+    path = write_clip(sliding_frames(count=8), tmp_path / "clip.gif", Fraction(10))
+    clip = open_clip(path)
+    assert len(list(read_frames(clip, Fraction(5)))) == 4
+    assert planned_frames(clip, Fraction(5), None) == 4
+    assert len(list(read_frames(clip, None, 3))) == 3
+    with pytest.raises(NstError, match="above the input's 10 fps"):
+        output_rate(clip, Fraction(20))
+
+
+def test_audio_is_kept_and_cut_to_the_frames(tmp_path: Path) -> None:
+    source = open_clip(write_mp4_with_audio(tmp_path / "in.mp4", sliding_frames(count=12)))
+    assert source.has_audio
+    frames = list(read_frames(source, max_frames=6))
+    out = write_clip(frames, tmp_path / "out.mp4", source.fps, audio_from=source)
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0]
+        seconds = float(audio.duration * audio.time_base)
+    assert 0.4 <= seconds <= 0.6  # 6 frames at 12 fps, not the input's 1 s
+    silent = open_clip(write_clip(frames, tmp_path / "silent.mp4", source.fps))
+    assert not silent.has_audio
+
+
+def test_odd_frame_sizes_are_written_as_even_video(tmp_path: Path) -> None:
+    frames = [frame.crop((0, 0, 47, 31)) for frame in sliding_frames(count=2)]
+    clip = open_clip(write_clip(frames, tmp_path / "odd.mp4", Fraction(10)))
+    assert clip.size == (46, 30)
+
+
+def test_unreadable_video_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(NstError, match="cannot read video .*broken.mp4"):
+        open_clip(bad)
+
+
+def test_missing_input_and_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(NstError, match="file not found"):
+        open_clip(tmp_path / "nothing.mp4")
+    with pytest.raises(NstError, match="no frames in folder"):
+        open_clip(tmp_path)
+
+
+def test_video_without_pictures_has_no_frames(tmp_path: Path) -> None:
+    sound = tmp_path / "sound.m4a"
+    with av.open(str(sound), mode="w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=44100, layout="mono")
+        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        chunk.sample_rate = 44100
+        container.mux(stream.encode(chunk))
+        container.mux(stream.encode(None))
+    with pytest.raises(NstError, match="has no video stream"):
+        open_clip(sound)
+
+
+def test_frames_of_different_sizes_are_refused(tmp_path: Path) -> None:
+    first, second = sliding_frames(count=2)
+    first.save(tmp_path / "0001.png")
+    second.resize((40, 30)).save(tmp_path / "0002.png")
+    with pytest.raises(NstError, match="0002.png is 40x30 but 0001.png is 48x32"):
+        open_clip(tmp_path)
+
+
+def test_corrupt_frame_in_folder_is_named(tmp_path: Path) -> None:
+    sliding_frames(count=1)[0].save(tmp_path / "0001.png")
+    (tmp_path / "0002.png").write_bytes(b"garbage")
+    with pytest.raises(NstError, match="0002.png"):
+        open_clip(tmp_path)
+
+
+def test_outputs_are_checked_before_work(tmp_path: Path) -> None:
+    with pytest.raises(NstError, match="unknown extension '.avi'"):
+        check_output(tmp_path / "out.avi")
+    with pytest.raises(NstError, match="does not exist"):
+        check_output(tmp_path / "missing" / "out.mp4")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "holiday.jpg").write_bytes(b"")
+    with pytest.raises(NstError, match="holds other files"):
+        check_output(taken)
+
+
+def test_frame_folder_output_replaces_an_earlier_one(tmp_path: Path) -> None:
+    out = tmp_path / "frames"
+    write_clip(sliding_frames(count=4), out, Fraction(10))
+    write_clip(sliding_frames(count=2), out, Fraction(10))
+    assert sorted(p.name for p in out.iterdir()) == ["frame_00001.png", "frame_00002.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["frames"]  # no temporary folders left
