@@ -42,12 +42,7 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
             # Our own pixel limit replaces Pillow's decompression-bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
-            width, height = image.size
-            if width * height > max_pixels:
-                raise NstError(
-                    f"{path}: {width}x{height} is {width * height:,} pixels, over the limit of "
-                    f"{max_pixels:,} (raise it with --max-pixels)"
-                )
+            check_pixels(str(path), *image.size, max_pixels)
             image.load()
             image = ImageOps.exif_transpose(image)
     except UnidentifiedImageError as error:
@@ -62,6 +57,15 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
         image.mode == "P" and "transparency" in image.info
     )
     return image.convert("RGBA" if has_alpha else "RGB")
+
+
+def check_pixels(label: str, width: int, height: int, max_pixels: int) -> None:
+    """Refuse an image (input or output canvas) larger than the pixel limit."""
+    if width * height > max_pixels:
+        raise NstError(
+            f"{label}: {width}x{height} is {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (raise it with --max-pixels)"
+        )
 
 
 def size_to_fit(width: int, height: int, longest: int) -> tuple[int, int]:
@@ -194,5 +198,5 @@ def read_metadata(path: str | Path) -> dict[str, Any] | None:
     if sidecar.exists():
         return json.loads(sidecar.read_text())
     with Image.open(path) as image:
-        text = image.info.get(METADATA_KEY) if hasattr(image, "info") else None
+        text = image.info.get(METADATA_KEY)
     return json.loads(text) if text else None

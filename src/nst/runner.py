@@ -22,7 +22,7 @@ from .engine import build_objective, init_image, optimize
 from .errors import NstError
 from .events import Result, StepCallback, StepEvent
 from .features import build_extractor
-from .images import load_image, resize_longest, save_image, to_tensor
+from .images import check_pixels, load_image, resize_longest, save_image, to_tensor
 
 ImageInput = str | Path | Image.Image
 
@@ -55,14 +55,6 @@ def _open(source: ImageInput, max_pixels: int) -> Image.Image:
     if isinstance(source, Image.Image):
         return source.convert("RGBA" if "A" in source.getbands() else "RGB")
     return load_image(source, max_pixels)
-
-
-def _check_canvas(width: int, height: int, max_pixels: int) -> None:
-    if width * height > max_pixels:
-        raise NstError(
-            f"output {width}x{height} is {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (raise it with --max-pixels)"
-        )
 
 
 @dataclass
@@ -134,13 +126,13 @@ def run(
     alpha = None
     if content_image is not None:
         content_image = resize_longest(content_image, config.size)
-        _check_canvas(*content_image.size, config.max_pixels)
+        check_pixels("output", *content_image.size, config.max_pixels)
         if content_image.mode == "RGBA":
             alpha = content_image.getchannel("A")
         canvas = to_tensor(content_image).to(device)
     else:
         width, height = _texture_size(config, style_images[0])
-        _check_canvas(width, height, config.max_pixels)
+        check_pixels("output", width, height, config.max_pixels)
         canvas = torch.zeros(1, 3, height, width, device=device)
     style_side = config.style_size or config.size
     style_tensors = [to_tensor(resize_longest(s, style_side)).to(device) for s in style_images]
