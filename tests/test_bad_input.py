@@ -133,7 +133,7 @@ def test_divergence_exits_1_without_output(tmp_path, capsys, content_path, style
         objective.extra_terms["boom"] = lambda image: image.sum() * float("inf")
         return real_optimize(objective, init, config, on_step, scale)
 
-    monkeypatch.setattr(runner, "optimize", diverging)
+    monkeypatch.setattr(engine, "optimize", diverging)
     out = tmp_path / "out.png"
     code = cli.main(["transfer", str(content_path), str(style_path), "-o", str(out), *FAST])
     err = capsys.readouterr().err

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from nst import Config, NstError, NstRuntimeError
-from nst.engine import Objective, build_objective, init_image, optimize, style_grams
+from nst.engine import Objective, build_objective, init_image, optimize
+from nst.targets import style_statistics
 from nst.features import build_extractor
 from nst.images import load_image, resize_longest, to_tensor
 from nst.losses import gram_matrix
@@ -74,11 +75,11 @@ def test_divergence_stops_with_a_clear_error():
 def test_blended_gram_is_the_weighted_mean():
     extractor = build_extractor(["conv_2"])
     a, b = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 32, 16)
-    blended = style_grams(extractor, [a, b], ["conv_2"], [3.0, 1.0])["conv_2"]
+    (blended,) = style_statistics(extractor, [a, b], ["conv_2"], "gram", [3.0, 1.0])["conv_2"]
     ga, gb = (gram_matrix(extractor(x)["conv_2"]) for x in (a, b))
     assert torch.allclose(blended, 0.75 * ga + 0.25 * gb, atol=1e-6)
     with pytest.raises(NstError, match="2 weights for 1 style images"):
-        style_grams(extractor, [a], ["conv_2"], [1.0, 2.0])
+        style_statistics(extractor, [a], ["conv_2"], "gram", [1.0, 2.0])
 
 
 def test_init_blend_follows_the_formula():

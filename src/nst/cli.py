@@ -20,7 +20,17 @@ from . import __version__
 from .batch import BatchReport, ImageEvent, run_batch
 from .cli_studies import COMMANDS as STUDY_COMMANDS
 from .cli_studies import add_study_commands, run_study_command
-from .config import OPTIMIZERS, POOLINGS, PRESETS, RECONSTRUCT_WEIGHT, Config, apply_preset
+from .config import (
+    COLOR_MODES,
+    DEFAULT_START_SIZE,
+    OPTIMIZERS,
+    POOLINGS,
+    PRESETS,
+    RECONSTRUCT_WEIGHT,
+    STYLE_LOSSES,
+    Config,
+    apply_preset,
+)
 from .errors import NstError, NstRuntimeError
 from .events import StepEvent
 from .images import check_writable
@@ -54,6 +64,15 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _scales(text: str) -> int | None:
+    """--scales: 'auto' (None: about sqrt(2) apart), 'off' (1) or a count."""
+    if text == "auto":
+        return None
+    if text == "off":
+        return 1
+    return _integer(text)
+
+
 def _numbers(text: str) -> tuple[float, ...]:
     return tuple(_number(part) for part in text.split(",") if part.strip())
 
@@ -70,9 +89,12 @@ def _add_common(
                            help="iterations (default: 300 on CPU, 500 on GPU)")
     run_group.add_argument("--optimizer", choices=OPTIMIZERS, help="default: lbfgs")
     run_group.add_argument("--lr", "--learning-rate", dest="learning_rate", type=_number,
-                           help="step size (default: 1 for lbfgs, 0.02 for adam)")
+                           help="step size (default: 1 for lbfgs, 0.1 for adam)")
     run_group.add_argument("--history-size", type=_integer,
                            help=f"L-BFGS history (default: {DEFAULTS.history_size})")
+    run_group.add_argument("--ema-decay", type=_number,
+                           help="adam: the output is the moving average of the iterates with this decay "
+                           f"(default: {DEFAULTS.ema_decay}; 0: the last iterate)")
     run_group.add_argument("--init", help="start image: content, noise, blend or an image path")
     run_group.add_argument("--alpha", type=_number,
                            help="noise share for --init blend: noise*A + content*(1-A)"
@@ -87,6 +109,11 @@ def _add_common(
     io = parser.add_argument_group("sizes and output")
     io.add_argument("--size", type=_integer,
                     help="longest side of the output in pixels (default: 384 on CPU, 512 on GPU)")
+    io.add_argument("--scales", type=_scales, default="auto", metavar="auto|off|N",
+                    help="coarse-to-fine: optimize from --start-size up to --size in about sqrt(2) steps "
+                    "(auto, the default), at --size only (off), or in N scales")
+    io.add_argument("--start-size", type=_integer,
+                    help=f"longest side of the coarsest scale (default: {DEFAULT_START_SIZE})")
     io.add_argument("--max-pixels", type=_integer,
                     help=f"refuse images larger than this (default: {DEFAULTS.max_pixels:,})")
     if save_every:
@@ -100,6 +127,12 @@ def _add_style_options(parser: argparse.ArgumentParser) -> None:
                         help="longest side of the style images (default: --size); sets the style's scale")
     parser.add_argument("--style-layer-weights", type=_numbers, metavar="W1,W2,...",
                         help="one weight per style layer (default: 1 each)")
+    parser.add_argument("--style-loss", choices=STYLE_LOSSES,
+                        help="gram (default): Gram matrices; meancov: feature means and "
+                        "covariances (Wasserstein-2), often cleaner colours")
+    parser.add_argument("--normalize-gradients", action="store_true", default=None,
+                        help="rescale the style layers so each pulls equally hard "
+                        "at the start of every scale")
 
 
 def _add_transfer_options(tr: argparse.ArgumentParser) -> None:
@@ -114,6 +147,9 @@ def _add_transfer_options(tr: argparse.ArgumentParser) -> None:
                     help="one weight per content layer (default: 1 each)")
     tr.add_argument("--style-blend", type=_numbers, metavar="W1,W2,...",
                     help="weights of several style images (default: equal)")
+    tr.add_argument("--preserve-color", choices=COLOR_MODES,
+                    help="luminance: keep the content's colours exactly (transfer on luminance only); "
+                    "histogram: recolour the style to the content's colour statistics first")
     tr.add_argument("--preset", choices=sorted(PRESETS),
                     help="gatys: content relu4_2, style relu1_1..relu5_1, weights balanced for them")
     _add_style_options(tr)
@@ -184,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr = commands.add_parser("transfer", help="paint a content image in the style of artworks")
     tr.add_argument("content", type=Path, help="content image")
     tr.add_argument("styles", nargs="+", type=Path, metavar="STYLE", help="style image(s)")
+    tr.add_argument("--mask", action="append", type=Path, default=[], metavar="MASK",
+                    help="spatial control: one colour-labelled image (regions go to the styles from "
+                    "the darkest colour to the lightest) or one greyscale mask per style (repeat --mask)")
     _add_transfer_options(tr)
     _add_common(tr)
 
@@ -255,7 +294,7 @@ def _execute(args: argparse.Namespace) -> int:
     content = getattr(args, "content", None)
     styles = getattr(args, "styles", [])
     try:
-        done = run(config, content, styles, on_step)
+        done = run(config, content, styles, on_step, getattr(args, "mask", []))
     finally:
         if bar is not None:
             bar.close()

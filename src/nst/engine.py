@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -16,7 +17,8 @@ from .config import Config
 from .errors import NstError, NstRuntimeError
 from .events import Result, StepCallback, StepEvent
 from .features import FeatureExtractor
-from .losses import content_loss, gram_matrix, range_penalty, style_loss, tv_loss
+from .losses import content_loss, range_penalty, tv_loss
+from .targets import LayerTarget, build_style_targets
 
 # Noise lives in the network's normalized input space (a standard normal there),
 # which in RGB [0, 1] is the ImageNet mean plus std-scaled Gaussian noise.
@@ -33,7 +35,8 @@ RANGE_PENALTY_WEIGHT = 1e4
 class Objective:
     """The weighted sum of content, style and TV losses against fixed targets.
 
-    content_targets: layer -> features (1, C, h, w); style_targets: layer -> Gram (1, C, C).
+    content_targets: layer -> features (1, C, h, w); style_targets: layer -> the
+    statistics that layer must match (see targets.py).
     extra_terms: name -> function of the image giving an already weighted loss
     (for example the temporal loss of video runs).
     Calling it on an image (B, 3, H, W) returns the weighted terms and 'total'.
@@ -43,7 +46,7 @@ class Objective:
         self,
         extractor: FeatureExtractor,
         content_targets: Mapping[str, Tensor],
-        style_targets: Mapping[str, Tensor],
+        style_targets: Mapping[str, LayerTarget],
         content_weights: Mapping[str, float],
         style_weights: Mapping[str, float],
         tv_weight: float = 0.0,
@@ -67,7 +70,7 @@ class Objective:
             )  # type: ignore[assignment]
         if self.style_weights:
             terms["style"] = sum(
-                weight * style_loss(features[layer], self.style_targets[layer])
+                weight * self.style_targets[layer].loss(features[layer])
                 for layer, weight in self.style_weights.items()
             )  # type: ignore[assignment]
         if self.tv_weight:
@@ -78,41 +81,16 @@ class Objective:
         return terms
 
 
-def style_grams(
-    extractor: FeatureExtractor,
-    styles: Sequence[Tensor],
-    layers: Sequence[str],
-    blend: Sequence[float] | None = None,
-) -> dict[str, Tensor]:
-    """Blended Gram targets: sum_i w_i * gram(style_i) with weights summing to 1.
-
-    Matching the blended Gram has the same gradient as the blend-weighted sum of
-    per-style losses, at the cost of one loss per layer.
-    """
-    if not styles:
-        return {}
-    weights = list(blend) if blend is not None else [1.0] * len(styles)
-    if len(weights) != len(styles):
-        raise NstError(f"style-blend has {len(weights)} weights for {len(styles)} style images")
-    total = sum(weights)
-    grams: dict[str, Tensor] = {}
-    with torch.no_grad():
-        for style, weight in zip(styles, weights, strict=True):
-            features = extractor(style)
-            for layer in layers:
-                term = gram_matrix(features[layer]) * (weight / total)
-                grams[layer] = grams[layer] + term if layer in grams else term
-    return grams
-
-
 def build_objective(
     extractor: FeatureExtractor,
     config: Config,
     content: Tensor | None,
     styles: Sequence[Tensor],
+    masks: Tensor | None = None,
 ) -> Objective:
     """Targets for a resolved config: content features of `content` (1, 3, H, W)
-    and blended Gram matrices of `styles`."""
+    and the style statistics of `styles`, blended, or one style per region of
+    `masks` (N, 1, H, W)."""
     content_layers = config.content_layers if config.content_weight > 0 else ()
     style_layers = config.style_layers if config.style_weight > 0 else ()
     content_targets: dict[str, Tensor] = {}
@@ -120,7 +98,9 @@ def build_objective(
         with torch.no_grad():
             features = extractor(content)
         content_targets = {layer: features[layer] for layer in content_layers}
-    style_targets = style_grams(extractor, styles, style_layers, config.style_blend)
+    style_targets = build_style_targets(
+        extractor, styles, style_layers, config.style_loss, config.style_blend, masks
+    )
     content_weights = dict(zip(config.content_layers, config.content_layer_weights or (), strict=False))
     style_weights = dict(zip(config.style_layers, config.style_layer_weights or (), strict=False))
     return Objective(
@@ -131,6 +111,35 @@ def build_objective(
         {k: v * config.style_weight for k, v in style_weights.items()},
         config.tv_weight,
     )
+
+
+def balance_style_layers(objective: Objective, image: Tensor) -> None:
+    """Rescale the style layer weights so every layer's loss pulls equally hard
+    at `image`: weight_l is divided by the mean |gradient| of layer l's loss with
+    respect to its features, and all are rescaled to keep the total pull.
+
+    neural-style normalizes every gradient on every step, which makes the loss
+    L-BFGS sees disagree with its gradient; measuring once per scale keeps the
+    objective a true function for the optimizer.
+    """
+    if not objective.style_weights:
+        return
+    features = objective.extractor(image.detach())
+    pulls: dict[str, float] = {}
+    for layer in objective.style_weights:
+        layer_features = features[layer].detach().requires_grad_(True)
+        loss = objective.style_targets[layer].loss(layer_features)
+        (gradient,) = torch.autograd.grad(loss, layer_features)
+        pulls[layer] = float(gradient.abs().mean())
+    weights = objective.style_weights
+    total_pull = sum(weights[layer] * pulls[layer] for layer in weights)
+    if total_pull <= 0:
+        return
+    equal_share = total_pull / sum(weights.values())
+    objective.style_weights = {
+        layer: weight * equal_share / pulls[layer] if pulls[layer] > 0 else weight
+        for layer, weight in weights.items()
+    }
 
 
 def noise_like(image: Tensor, seed: int | None) -> Tensor:
@@ -180,19 +189,25 @@ def optimize(
     """Run `config.steps` iterations from `init` (B, 3, H, W) in [0, 1].
 
     The result is always a valid image in [0, 1] (see RANGE_PENALTY_WEIGHT).
+    L-BFGS returns the best iterate it evaluated: without a line search a step
+    can overshoot, and a late spike must not spoil the output. Adam returns the
+    exponential moving average of its iterates (config.ema_decay), which
+    averages out the jitter of its fixed step size.
     Raises NstRuntimeError if the loss becomes NaN or infinite.
     """
     steps = config.steps or 1
     image = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
     optimizer = _make_optimizer(config, image)
-    clamp_each_step = config.optimizer != "lbfgs"
+    use_lbfgs = config.optimizer == "lbfgs"
+    average = IterateAverage(config.ema_decay) if not use_lbfgs and config.ema_decay > 0 else None
     last: dict[str, Tensor] = {}
+    best: dict[str, Any] = {"total": math.inf}
 
     def closure() -> Tensor:
         optimizer.zero_grad(set_to_none=True)
         terms = objective(image)
         loss = terms["total"]
-        if not clamp_each_step:
+        if use_lbfgs:
             loss = loss + RANGE_PENALTY_WEIGHT * range_penalty(image)
         loss.backward()
         last.update({name: value.detach() for name, value in terms.items()})
@@ -201,8 +216,10 @@ def optimize(
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     for step in range(1, steps + 1):
+        # L-BFGS evaluates the image before it moves it: remember that image.
+        evaluated = image.detach().clone() if use_lbfgs else None
         optimizer.step(closure)
-        if clamp_each_step:
+        if not use_lbfgs:
             with torch.no_grad():
                 image.clamp_(0, 1)
         losses = {name: float(value) for name, value in last.items()}
@@ -211,10 +228,134 @@ def optimize(
                 f"the optimization diverged at step {step} (loss {losses['total']}); "
                 "try a lower --learning-rate or smaller weights"
             )
+        if evaluated is not None and losses["total"] < best["total"]:
+            best.update(losses=losses, image=evaluated, total=losses["total"])
+        if average is not None:
+            average.update(image.detach())
         history.append(losses)
         if on_step is not None:
-            on_step(StepEvent(step, steps, losses, time.perf_counter() - start, image.detach(), scale))
-    output = image.detach().clamp(0, 1)
+            shown = average.value if average is not None else image.detach()
+            on_step(StepEvent(step, steps, losses, time.perf_counter() - start, shown, scale))
+    output = average.value if average is not None else image.detach().clamp(0, 1)
     with torch.no_grad():
         final = {name: float(value) for name, value in objective(output).items()}
+    if use_lbfgs and best["total"] < final["total"]:
+        output, final = best["image"].clamp_(0, 1), best["losses"]
     return Result(output.cpu(), final, time.perf_counter() - start, steps, history)
+
+
+class IterateAverage:
+    """Exponential moving average of images, bias-corrected like Adam's moments
+    so the early average is not pulled towards zero."""
+
+    def __init__(self, decay: float) -> None:
+        self.decay, self.count = decay, 0
+        self.sum: Tensor | None = None
+
+    def update(self, image: Tensor) -> None:
+        self.count += 1
+        if self.sum is None:
+            self.sum = torch.zeros_like(image)
+        self.sum.mul_(self.decay).add_(image, alpha=1 - self.decay)
+
+    @property
+    def value(self) -> Tensor:
+        assert self.sum is not None, "no image averaged yet"
+        return (self.sum / (1 - self.decay**self.count)).clamp(0, 1)
+
+
+def scale_schedule(
+    size: int, start_size: int, steps: int, scales: int | None = None
+) -> list[tuple[int, int]]:
+    """(longest side, iterations) per scale of a coarse-to-fine run, coarsest first.
+
+    The sides grow geometrically from `start_size` to `size`, by about sqrt(2)
+    per scale unless `scales` fixes their number (1: a single scale at `size`).
+    The coarsest scale gets `steps` iterations, each finer one half of the one
+    before but at least a sixth of `steps`: coarse iterations are cheap and fix
+    the large structure, fine ones only add detail to an upsampled, nearly
+    converged image.
+    """
+    if scales is None:
+        ratio = size / start_size
+        scales = 1 if ratio <= 1 else 1 + math.ceil(math.log(ratio) / math.log(math.sqrt(2)) - 1e-9)
+    if scales <= 1 or start_size >= size:
+        return [(size, steps)]
+    sides = [round(start_size * (size / start_size) ** (index / (scales - 1))) for index in range(scales)]
+    floor = max(1, steps // 6)
+    return [(side, max(floor, steps >> index)) for index, side in enumerate(sides)]
+
+
+def resize_image(image: Tensor, height: int, width: int) -> Tensor:
+    """Resize (B, C, h, w) in [0, 1] (an image, or masks) to (height, width):
+    bicubic, antialiased when it shrinks, clamped back into [0, 1]."""
+    if image.shape[-2:] == (height, width):
+        return image
+    resized = torch.nn.functional.interpolate(
+        image, size=(height, width), mode="bicubic", align_corners=False, antialias=True
+    )
+    return resized.clamp(0, 1)
+
+
+def scaled_size(height: int, width: int, longest: int) -> tuple[int, int]:
+    """(height, width) scaled so the longer side is `longest`, each side >= 1."""
+    factor = longest / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def _shrink(image: Tensor, factor: float) -> Tensor:
+    """(B, C, H, W) resized by `factor`, aspect kept."""
+    height, width = image.shape[-2:]
+    return resize_image(image, *scaled_size(height, width, round(max(height, width) * factor)))
+
+
+def stylize(
+    extractor: FeatureExtractor,
+    config: Config,
+    canvas: Tensor,
+    content: Tensor | None,
+    styles: Sequence[Tensor],
+    masks: Tensor | None = None,
+    init: Tensor | None = None,
+    on_step: StepCallback | None = None,
+) -> Result:
+    """Coarse-to-fine optimization for a resolved config (see scale_schedule).
+
+    canvas (1, 3, H, W): the output's shape at full size (for a transfer, the
+    content image itself); content: the content image at full size or None;
+    styles: each (1, 3, h, w) at the style size for the full output; masks:
+    (N, 1, h, w) regions, one per style, or None; init: a start image at full
+    size, or None for config.init (content, noise or blend, drawn at the
+    coarsest scale). Every scale resizes these from full size and starts from
+    the previous scale's result, upsampled. Returns the last scale's result
+    with the history of all scales.
+    """
+    assert config.size is not None and config.steps is not None
+    height, width = canvas.shape[-2:]
+    schedule = scale_schedule(max(height, width), config.start_size, config.steps, config.scales)
+    image: Tensor | None = None
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    result: Result | None = None
+    for index, (side, steps) in enumerate(schedule):
+        scale_height, scale_width = scaled_size(height, width, side)
+        factor = side / max(height, width)
+        scale_content = resize_image(content, scale_height, scale_width) if content is not None else None
+        scale_styles = [_shrink(style, factor) for style in styles]
+        scale_masks = resize_image(masks, scale_height, scale_width) if masks is not None else None
+        objective = build_objective(extractor, config, scale_content, scale_styles, scale_masks)
+        if image is not None:
+            start = resize_image(image, scale_height, scale_width)
+        elif init is not None:
+            start = resize_image(init, scale_height, scale_width)
+        else:
+            base = scale_content if scale_content is not None else _shrink(canvas, factor)
+            start = init_image(str(config.init), base, config.alpha, config.seed)
+        if config.normalize_gradients:
+            balance_style_layers(objective, start)
+        result = optimize(objective, start, config.replace(steps=steps), on_step, index)
+        image = result.image.to(canvas.device)
+        history += result.history
+    assert result is not None
+    total_steps = sum(steps for _, steps in schedule)
+    return Result(result.image, result.losses, time.perf_counter() - started, total_steps, history)

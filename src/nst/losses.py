@@ -9,16 +9,69 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def gram_matrix(features: Tensor) -> Tensor:
+def gram_matrix(features: Tensor, mask: Tensor | None = None) -> Tensor:
     """(B, C, H, W) -> (B, C, C), divided by C*H*W.
 
     Gatys et al. leave the Gram matrix unnormalized and divide the loss by
     4*N^2*M^2; dividing by the element count instead keeps the style loss
     comparable across layers and image sizes.
+
+    mask (B or 1, 1, H, W) in [0, 1]: the Gram matrix of the masked region only
+    (Gatys et al. 2017), divided by C times the mask's area instead of C*H*W, so a
+    region's statistics compare with a whole style image's.
     """
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    if mask is None:
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    weights = mask.reshape(mask.shape[0], 1, h * w)
+    area = weights.sum(dim=2, keepdim=True).clamp_min(1e-8)
+    return torch.bmm(flat * weights, flat.transpose(1, 2)) / (c * area)
+
+
+def mean_covariance(features: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(B, C, H, W) -> channel means (B, C) and covariance (B, C, C) over the
+    positions, weighted by `mask` (B or 1, 1, H, W) when given."""
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    if mask is None:
+        weights = flat.new_full((1, 1, h * w), 1.0 / (h * w))
+    else:
+        weights = mask.reshape(mask.shape[0], 1, h * w)
+        weights = weights / weights.sum(dim=2, keepdim=True).clamp_min(1e-8)
+    mean = (flat * weights).sum(dim=2)
+    centred = flat - mean.unsqueeze(2)
+    return mean, torch.bmm(centred * weights, centred.transpose(1, 2))
+
+
+def psd_sqrt(matrix: Tensor) -> Tensor:
+    """Square root of symmetric positive semi-definite matrices (B, C, C)."""
+    values, vectors = torch.linalg.eigh(matrix)
+    return vectors @ torch.diag_embed(values.clamp_min(0).sqrt()) @ vectors.transpose(-1, -2)
+
+
+def meancov_loss(features: Tensor, target_mean: Tensor, target_cov_sqrt: Tensor,
+                 mask: Tensor | None = None) -> Tensor:
+    """Squared 2-Wasserstein distance between Gaussians fitted to the features
+    (B, C, H, W) and to a target (mean (B or 1, C), covariance square root
+    (B or 1, C, C)), divided by C:
+
+        |m - m_t|^2 + tr(S) + tr(S_t) - 2 tr sqrt(S_t^1/2 S S_t^1/2)
+
+    Zero exactly when the means and covariances agree. Unlike the Gram loss it
+    matches the means and the covariances separately.
+    """
+    mean, cov = mean_covariance(features, mask)
+    channels = features.shape[1]
+    # The eigenvalues of the symmetric product are those of sqrt(S_t) S sqrt(S_t);
+    # clamped away from 0, where sqrt's gradient is infinite.
+    product = target_cov_sqrt @ cov @ target_cov_sqrt
+    product = (product + product.transpose(-1, -2)) / 2
+    eigenvalues = torch.linalg.eigvalsh(product).clamp_min(1e-12)
+    target_trace = (target_cov_sqrt**2).sum(dim=(-1, -2))
+    trace_term = cov.diagonal(dim1=-2, dim2=-1).sum(-1) + target_trace - 2 * eigenvalues.sqrt().sum(-1)
+    distance = ((mean - target_mean) ** 2).sum(-1) + trace_term
+    return distance.clamp_min(0).mean() / channels
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:
@@ -26,10 +79,10 @@ def content_loss(features: Tensor, target: Tensor) -> Tensor:
     return torch.mean((features - target) ** 2)
 
 
-def style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
-    """Mean squared error between the Gram matrix of `features` (B, C, H, W) and a
-    target Gram matrix (B or 1, C, C)."""
-    return torch.mean((gram_matrix(features) - target_gram) ** 2)
+def style_loss(features: Tensor, target_gram: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean squared error between the Gram matrix of `features` (B, C, H, W)
+    (of its masked region, if `mask` is given) and a target Gram matrix (B or 1, C, C)."""
+    return torch.mean((gram_matrix(features, mask) - target_gram) ** 2)
 
 
 def tv_loss(image: Tensor) -> Tensor:

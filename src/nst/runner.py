@@ -17,12 +17,14 @@ import torch
 from PIL import Image
 
 from . import __version__
+from .color import luminance, match_colors, matched_luminance, with_content_chroma
 from .config import Config
-from .engine import build_objective, init_image, optimize
+from .engine import stylize
 from .errors import NstError
 from .events import Result, StepCallback, StepEvent
 from .features import build_extractor
 from .images import check_pixels, load_image, resize_longest, save_image, to_tensor
+from .masks import masks_from_images
 
 ImageInput = str | Path | Image.Image
 
@@ -94,34 +96,28 @@ def run(
     content: ImageInput | None = None,
     styles: Sequence[ImageInput] = (),
     on_step: StepCallback | None = None,
+    masks: Sequence[ImageInput] = (),
 ) -> Run:
     """Run one reconstruction, texture synthesis or transfer as `config` says.
 
     reconstruct needs `content`; texture needs `styles`; transfer needs both.
+    masks (transfer only): one colour-labelled image, or one greyscale image
+    per style, giving each style its region (see masks.py).
     """
-    needs_content = config.task in ("reconstruct", "transfer")
-    needs_style = config.task in ("texture", "transfer")
-    if needs_content and content is None:
-        raise NstError(f"{config.task} needs a content image")
-    if needs_style and not styles:
-        raise NstError(f"{config.task} needs at least one style image")
-    if config.style_blend is not None and len(config.style_blend) != len(styles):
-        raise NstError(
-            f"style-blend has {len(config.style_blend)} weights for {len(styles)} style images"
-        )
+    _check_inputs(config, content, styles, masks)
     device = select_device(config.device)
     config = config.resolved(device.type)
     if config.seed is None:
         config = config.replace(seed=secrets.randbelow(2**31))
     assert config.size is not None  # resolved() fills it
     # Load everything before any long computation, so bad input fails at once.
+    needs_content = config.task in ("reconstruct", "transfer")
     content_image = _open(content, config.max_pixels) if needs_content and content else None
-    style_images = [_open(s, config.max_pixels) for s in styles] if needs_style else []
+    style_images = [_open(s, config.max_pixels) for s in styles] if config.task != "reconstruct" else []
+    mask_images = [_open(m, config.max_pixels) for m in masks]
     init_source = None
     if config.init not in ("content", "noise", "blend"):
         init_source = _open(str(config.init), config.max_pixels)
-    if config.task == "texture" and config.init in ("content", "blend"):
-        raise NstError("texture synthesis has no content image: use --init noise or an image path")
 
     alpha = None
     if content_image is not None:
@@ -136,23 +132,56 @@ def run(
         canvas = torch.zeros(1, 3, height, width, device=device)
     style_side = config.style_size or config.size
     style_tensors = [to_tensor(resize_longest(s, style_side)).to(device) for s in style_images]
+    mask_tensor = None
+    if mask_images and content_image is not None:
+        mask_tensor = masks_from_images(mask_images, len(style_images), content_image.size).to(device)
+    init = None
+    if init_source is not None:
+        height, width = canvas.shape[-2:]
+        init = to_tensor(init_source.resize((width, height), Image.Resampling.LANCZOS)).to(device)
+
+    content_tensor = canvas if content_image is not None else None
+    if content_tensor is not None and config.preserve_color == "luminance":
+        # Transfer grey on grey; the content's colours go back on at the end.
+        style_tensors = [matched_luminance(style, content_tensor) for style in style_tensors]
+        content_tensor = luminance(content_tensor)
+        init = luminance(init) if init is not None else None
+    elif content_tensor is not None and config.preserve_color == "histogram":
+        style_tensors = [match_colors(style, content_tensor) for style in style_tensors]
 
     torch.manual_seed(config.seed or 0)
     extractor = build_extractor(
         config.content_layers + config.style_layers, config.weights, config.pooling
     ).to(device)
-    objective = build_objective(
-        extractor, config, canvas if content_image is not None else None, style_tensors
-    )
-    if init_source is not None:
-        height, width = canvas.shape[-2:]
-        init = to_tensor(init_source.resize((width, height), Image.Resampling.LANCZOS)).to(device)
-    else:
-        init = init_image(str(config.init), canvas, config.alpha, config.seed)
-    result = optimize(objective, init, config, on_step)
-    inputs = {"content": _describe(content) if content_image is not None else None,
-              "styles": [_describe(s) for s in styles] if needs_style else []}
+    result = stylize(extractor, config, canvas, content_tensor, style_tensors, mask_tensor, init, on_step)
+    if config.preserve_color == "luminance":
+        result.image = with_content_chroma(result.image, canvas.cpu())
+    inputs = {"content": _describe(content) if content is not None and content_image else None,
+              "styles": [_describe(s) for s in styles] if style_images else [],
+              "masks": [_describe(m) for m in masks]}
     return Run(result, config, alpha, inputs, str(device))
+
+
+def _check_inputs(
+    config: Config, content: ImageInput | None, styles: Sequence[ImageInput], masks: Sequence[ImageInput]
+) -> None:
+    """Refuse combinations that cannot work, before anything is loaded."""
+    if config.task in ("reconstruct", "transfer") and content is None:
+        raise NstError(f"{config.task} needs a content image")
+    if config.task in ("texture", "transfer") and not styles:
+        raise NstError(f"{config.task} needs at least one style image")
+    if config.style_blend is not None and len(config.style_blend) != len(styles):
+        raise NstError(
+            f"style-blend has {len(config.style_blend)} weights for {len(styles)} style images"
+        )
+    if config.task == "texture" and config.init in ("content", "blend"):
+        raise NstError("texture synthesis has no content image: use --init noise or an image path")
+    if config.preserve_color is not None and config.task != "transfer":
+        raise NstError(f"preserve-color needs a content image and a style; {config.task} does not have both")
+    if masks and config.task != "transfer":
+        raise NstError("masks place styles on a content image: use them with transfer")
+    if masks and config.style_blend is not None:
+        raise NstError("style-blend mixes styles everywhere, masks place them apart: use one or the other")
 
 
 def _texture_size(config: Config, style: Image.Image) -> tuple[int, int]:
