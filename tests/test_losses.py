@@ -42,3 +42,12 @@ def test_style_loss_gradient_float64():
     target = gram_matrix(torch.randn(1, 2, 3, 3, dtype=torch.float64))
     assert torch.autograd.gradcheck(lambda f: style_loss(f, target), (x,))
     assert torch.autograd.gradcheck(lambda f: tv_loss(f), (x,))
+
+
+def test_style_loss_hand_written_gradient_matches_autograd():
+    features = torch.randn(2, 4, 5, 3, dtype=torch.float64, requires_grad=True)
+    target = gram_matrix(torch.randn(1, 4, 6, 6, dtype=torch.float64))
+    assert torch.autograd.gradcheck(lambda f: style_loss(f, target), (features,))
+    (fast,) = torch.autograd.grad(style_loss(features, target), features)
+    (plain,) = torch.autograd.grad(torch.mean((gram_matrix(features) - target) ** 2), features)
+    assert torch.allclose(fast, plain, atol=1e-12)

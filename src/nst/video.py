@@ -287,7 +287,9 @@ def stylize_video(
     if config.init is not None and config.init not in INIT_KINDS:
         raise NstError(f"video takes --init {', '.join(INIT_KINDS)}, got {config.init!r}")
     device = select_device(config.device)
-    config = config.replace(task="transfer").resolved(device.type)
+    # Frames are optimized at one scale: a warm start from the previous frame
+    # already holds the large structure that coarse-to-fine would build.
+    config = config.replace(task="transfer", scales=1).resolved(device.type)
     clip = open_clip(source)
     fps = parse_fps(options.fps) if options.fps is not None else None
     rate = output_rate(clip, fps)
