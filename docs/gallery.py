@@ -1,7 +1,8 @@
 """Rebuild the README's gallery from the shipped samples: one labelled grid per
 control, written to docs/images/gallery_*.jpg.
 
-    .venv/bin/python docs/gallery.py            # about 10 minutes on a 2-core CPU
+    .venv/bin/python docs/gallery.py            # all grids, about 12 minutes on a 2-core CPU
+    .venv/bin/python docs/gallery.py color mask # only these
 
 Every picture is an ordinary `nst.run` with the config printed in its caption.
 """
@@ -53,42 +54,62 @@ def save(name: str, rows: list[list[Cell]], title: str) -> None:
     grid_image(rows, title=title).save(OUT / f"gallery_{name}.jpg", quality=88)
 
 
+def scales() -> list[list[Cell]]:
+    starry = ["starry_night"]
+    return [[picture("tubingen", 384), cell("--scales off", starry, size=384, scales=1),
+             cell("--scales auto (default)", starry, size=384)]]
+
+
+def color() -> list[list[Cell]]:
+    starry = ["starry_night"]
+    return [[picture("starry_night"), cell("default", starry),
+             cell("--preserve-color luminance", starry, preserve_color="luminance"),
+             cell("--preserve-color histogram", starry, preserve_color="histogram")]]
+
+
+def mask() -> list[list[Cell]]:
+    path = sky_mask()
+    shown = Cell(resize_longest(Image.open(path).convert("RGB"), SIZE), ("--mask (white: sky)",))
+    return [[shown, cell("great_wave below, starry_night above", ["great_wave", "starry_night"],
+                         masks=(path,))]]
+
+
+def style_loss() -> list[list[Cell]]:
+    styles = ["starry_night", "great_wave", "composition_vii"]
+    return [[picture(s) for s in styles],
+            [cell(f"gram: {s}", [s]) for s in styles],
+            [cell(f"meancov: {s}", [s], style_loss="meancov") for s in styles]]
+
+
+def style_size() -> list[list[Cell]]:
+    starry = ["starry_night"]
+    return [[cell("--style-size 128", starry, style_size=128),
+             cell("--style-size 256 (= --size)", starry),
+             cell("--style-size 512", starry, style_size=512)]]
+
+
+def optimizer() -> list[list[Cell]]:
+    starry = ["starry_night"]
+    return [[cell("lbfgs (default)", starry),
+             cell("adam (lr 0.1, --ema-decay 0.9)", starry, optimizer="adam"),
+             cell("adam, --ema-decay 0", starry, optimizer="adam", ema_decay=0.0)]]
+
+
+GRIDS = {
+    "scales": (scales, "Coarse-to-fine: 128 px up to 384 px in sqrt(2) steps"),
+    "color": (color, "Colour control"),
+    "mask": (mask, "Spatial control: one style per region"),
+    "style_loss": (style_loss, "--style-loss gram (default) and meancov"),
+    "style_size": (style_size, "--style-size sets the size of the brush strokes"),
+    "optimizer": (optimizer, "Optimizers, --steps 300 (over three scales)"),
+}
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    starry = ["starry_night"]
-    save("scales", [[
-        picture("tubingen", 384),
-        cell("--scales off", starry, size=384, scales=1),
-        cell("--scales auto (default)", starry, size=384),
-    ]], "Coarse-to-fine: 128 px up to 384 px in sqrt(2) steps")
-    save("color", [[
-        picture("starry_night"),
-        cell("default", starry),
-        cell("--preserve-color luminance", starry, preserve_color="luminance"),
-        cell("--preserve-color histogram", starry, preserve_color="histogram"),
-    ]], "Colour control")
-    mask = sky_mask()
-    mask_cell = Cell(resize_longest(Image.open(mask).convert("RGB"), SIZE), ("--mask (white: sky)",))
-    save("mask", [[
-        mask_cell,
-        cell("great_wave below, starry_night above", ["great_wave", "starry_night"], masks=(mask,)),
-    ]], "Spatial control: one style per region")
-    styles = ["starry_night", "great_wave", "composition_vii"]
-    save("style_loss", [
-        [picture(s) for s in styles],
-        [cell(f"gram: {s}", [s]) for s in styles],
-        [cell(f"meancov: {s}", [s], style_loss="meancov") for s in styles],
-    ], "--style-loss gram (default) and meancov")
-    save("style_size", [[
-        cell("--style-size 128", starry, style_size=128),
-        cell("--style-size 256 (= --size)", starry),
-        cell("--style-size 512", starry, style_size=512),
-    ]], "--style-size sets the size of the brush strokes")
-    save("optimizer", [[
-        cell("lbfgs, 300 steps", starry),
-        cell("adam, 300 steps", starry, optimizer="adam"),
-        cell("adam, --ema-decay 0", starry, optimizer="adam", ema_decay=0.0),
-    ]], "Optimizers")
+    for name in sys.argv[1:] or list(GRIDS):
+        build, title = GRIDS[name]
+        save(name, build(), title)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,11 @@ def test_compare_prints_its_table():
 def test_quality_mode_reports_time_to_pastiches_loss():
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--size", "48", "--steps", "2", "--repeats", "1", "--device", "cpu",
-         "--quality", "--quality-steps", "3", "--nst-steps", "20", "--start-size", "24",
+         "--quality", "--quality-steps", "3", "--nst-steps", "20", "--start-size", "32",
          "--content", str(sample_path("tubingen")), "--style", str(sample_path("starry_night"))],
         capture_output=True, text=True, check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "quality: pastiche reaches loss" in done.stdout
-    assert "quality: nst (coarse-to-fine from 24 px) reaches it in" in done.stdout or \
+    assert "quality: nst (coarse-to-fine from 32 px) reaches it in" in done.stdout or \
         "quality: nst did not reach it" in done.stdout
