@@ -17,6 +17,7 @@ from .config import Config
 from .errors import NstError, NstRuntimeError
 from .events import Result, StepCallback, StepEvent
 from .features import FeatureExtractor
+from .images import size_to_fit
 from .losses import content_loss, range_penalty, tv_loss
 from .targets import LayerTarget, build_style_targets
 
@@ -297,16 +298,11 @@ def resize_image(image: Tensor, height: int, width: int) -> Tensor:
     return resized.clamp(0, 1)
 
 
-def scaled_size(height: int, width: int, longest: int) -> tuple[int, int]:
-    """(height, width) scaled so the longer side is `longest`, each side >= 1."""
-    factor = longest / max(height, width)
-    return max(1, round(height * factor)), max(1, round(width * factor))
-
-
 def _shrink(image: Tensor, factor: float) -> Tensor:
     """(B, C, H, W) resized by `factor`, aspect kept."""
     height, width = image.shape[-2:]
-    return resize_image(image, *scaled_size(height, width, round(max(height, width) * factor)))
+    new_width, new_height = size_to_fit(width, height, round(max(height, width) * factor))
+    return resize_image(image, new_height, new_width)
 
 
 def stylize(
@@ -338,7 +334,7 @@ def stylize(
     started = time.perf_counter()
     result: Result | None = None
     for index, (side, steps) in enumerate(schedule):
-        scale_height, scale_width = scaled_size(height, width, side)
+        scale_width, scale_height = size_to_fit(width, height, side)
         factor = side / max(height, width)
         scale_content = resize_image(content, scale_height, scale_width) if content is not None else None
         scale_styles = [_shrink(style, factor) for style in styles]
