@@ -35,11 +35,12 @@ def mean_covariance(features: Tensor, mask: Tensor | None = None) -> tuple[Tenso
     positions, weighted by `mask` (B or 1, 1, H, W) when given."""
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w)
-    if mask is None:
-        weights = flat.new_full((1, 1, h * w), 1.0 / (h * w))
-    else:
-        weights = mask.reshape(mask.shape[0], 1, h * w)
-        weights = weights / weights.sum(dim=2, keepdim=True).clamp_min(1e-8)
+    if mask is None:  # every step of a meancov run: no weight tensor to multiply by
+        mean = flat.mean(dim=2)
+        centred = flat - mean.unsqueeze(2)
+        return mean, torch.bmm(centred, centred.transpose(1, 2)) / (h * w)
+    weights = mask.reshape(mask.shape[0], 1, h * w)
+    weights = weights / weights.sum(dim=2, keepdim=True).clamp_min(1e-8)
     mean = (flat * weights).sum(dim=2)
     centred = flat - mean.unsqueeze(2)
     return mean, torch.bmm(centred * weights, centred.transpose(1, 2))
