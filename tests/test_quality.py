@@ -244,8 +244,9 @@ def test_mask_errors_name_the_problem():
 
 def test_two_region_mask_gives_each_region_its_own_style(tmp_path, content_path, style_path,
                                                          second_style_path):
-    mask = Image.new("L", (64, 64), 0)
-    mask.paste(255, (32, 0, 64, 64))  # left black: first style; right white: second
+    width, height = Image.open(content_path).size  # the mask follows the content's aspect
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, (width // 2, 0, width, height))  # left black: first style; right white: second
     mask_path = tmp_path / "mask.png"
     mask.save(mask_path)
     layers = ("conv_1", "conv_2", "conv_3")
@@ -269,11 +270,11 @@ def test_two_region_mask_gives_each_region_its_own_style(tmp_path, content_path,
 
 
 def test_cli_mask_and_colour_errors_are_one_line(tmp_path, content_path, style_path, capsys):
-    square = tmp_path / "square.png"
-    Image.new("L", (30, 30), 255).save(square)
+    region = tmp_path / "region.png"
+    Image.new("L", Image.open(content_path).size, 255).save(region)
     out = tmp_path / "out.png"
     assert cli.main(["transfer", str(content_path), str(style_path), "-o", str(out),
-                     "--mask", str(square), "--mask", str(square), "-q"]) == 2
+                     "--mask", str(region), "--mask", str(region), "-q"]) == 2
     assert "2 masks for 1 style images" in capsys.readouterr().err
     assert cli.main(["texture", str(style_path), "-o", str(out), "--preserve-color", "luminance",
                      "-q"]) == 2
