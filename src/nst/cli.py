@@ -25,6 +25,7 @@ from .config import (
     DEFAULT_START_SIZE,
     OPTIMIZERS,
     POOLINGS,
+    PRECISIONS,
     PRESETS,
     RECONSTRUCT_WEIGHT,
     STYLE_LOSSES,
@@ -106,6 +107,12 @@ def _add_common(
     net.add_argument("--weights", help="caffe (default, offline), torchvision, or a .pth/.safetensors file")
     net.add_argument("--pooling", choices=POOLINGS, help="default: max")
     net.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    net.add_argument("--precision", choices=PRECISIONS,
+                     help="the network's arithmetic, losses stay float32: fp32, tf32 (CUDA tensor cores; "
+                     "the default there) or bf16 (autocast; the default for transfers on a CPU "
+                     "with native bf16, else fp32)")
+    net.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                     help="run the network in NHWC memory layout (default: on with bf16 on a CPU)")
     io = parser.add_argument_group("sizes and output")
     io.add_argument("--size", type=_integer,
                     help="longest side of the output in pixels (default: 384 on CPU, 512 on GPU)")

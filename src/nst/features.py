@@ -7,9 +7,10 @@ normalized by ImageNet mean/std); `FeatureExtractor` hides it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.error
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import Config
 from .errors import NstError
 from .layers import CONV_CHANNELS, LAYERS, POOL_AFTER, block_names, canonical_name, parse_layers
 
@@ -186,7 +188,9 @@ def load_weights(source: str, depth: int = len(CONV_CHANNELS)) -> tuple[ConvPara
 class FeatureExtractor(nn.Module):
     """Frozen VGG19 that runs only as deep as the deepest requested layer.
 
-    forward(image (B, 3, H, W), RGB in [0, 1]) -> {layer name: (B, C, h, w)}.
+    forward(image (B, 3, H, W), RGB in [0, 1]) -> {layer name: (B, C, h, w)},
+    always float32 whatever `precision` the network runs in (fp32, tf32 or
+    bf16, see config.PRECISIONS), so the losses keep their accuracy.
     """
 
     def __init__(
@@ -195,8 +199,11 @@ class FeatureExtractor(nn.Module):
         convention: InputConvention,
         layers: Iterable[str],
         pooling: str = "max",
+        precision: str = "fp32",
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
+        self.precision, self.channels_last = precision, channels_last
         self.layers = parse_layers(list(layers))
         if not self.layers:
             raise NstError("no layers requested")
@@ -218,6 +225,8 @@ class FeatureExtractor(nn.Module):
             # every extractor of a process uses one set. Scaling the input and every
             # bias by `scale` scales every feature map by it exactly (conv is linear;
             # ReLU and pooling commute with it).
+            if channels_last:  # a copy in NHWC order (cuDNN's fast path on tensor cores)
+                weight = weight.contiguous(memory_format=torch.channels_last)
             conv.weight = nn.Parameter(weight, requires_grad=False)
             conv.bias = nn.Parameter(bias * scale, requires_grad=False)
             self.convs.append(conv)
@@ -232,24 +241,46 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         x = (image - self.mean) * self.input_gain
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         out: dict[str, Tensor] = {}
-        for index, conv in enumerate(self.convs, 1):
-            x = conv(x)
-            if (index, False) in self.wanted:
-                out[canonical_name(index, False)] = x
-            x = F.relu(x)
-            if (index, True) in self.wanted:
-                out[canonical_name(index, True)] = x
-            if index in POOL_AFTER and index < self.depth:
-                x = F.max_pool2d(x, 2) if self.pooling == "max" else F.avg_pool2d(x, 2)
+        with self._arithmetic(x.device.type):
+            for index, conv in enumerate(self.convs, 1):
+                x = conv(x)
+                if (index, False) in self.wanted:
+                    out[canonical_name(index, False)] = x
+                x = F.relu(x)
+                if (index, True) in self.wanted:
+                    out[canonical_name(index, True)] = x
+                if index in POOL_AFTER and index < self.depth:
+                    x = F.max_pool2d(x, 2) if self.pooling == "max" else F.avg_pool2d(x, 2)
+        if self.precision == "bf16":
+            out = {name: features.float() for name, features in out.items()}
         return out
+
+    @contextlib.contextmanager
+    def _arithmetic(self, device_type: str) -> Iterator[None]:
+        """bf16: autocast the network. On CUDA, cuDNN's TF32 switch is set for
+        the convolutions of this call only (fp32 turns it off) and put back after."""
+        with contextlib.ExitStack() as stack:
+            if self.precision == "bf16":
+                stack.enter_context(torch.autocast(device_type, dtype=torch.bfloat16))
+            if device_type == "cuda":
+                previous = torch.backends.cudnn.allow_tf32
+                torch.backends.cudnn.allow_tf32 = self.precision == "tf32"
+                stack.callback(setattr, torch.backends.cudnn, "allow_tf32", previous)
+            yield
 
 
 _WEIGHT_CACHE: dict[str, tuple[ConvParams, InputConvention]] = {}
 
 
 def build_extractor(
-    layers: Iterable[str], weights: str = "caffe", pooling: str = "max"
+    layers: Iterable[str],
+    weights: str = "caffe",
+    pooling: str = "max",
+    precision: str = "fp32",
+    channels_last: bool = False,
 ) -> FeatureExtractor:
     """A FeatureExtractor for these layers. Weights are decoded once per process,
     and only as deep as the deepest layer asked for so far (conv5_1 needs 13 of
@@ -260,4 +291,11 @@ def build_extractor(
     if cached is None or len(cached[0]) < depth:
         _WEIGHT_CACHE[weights] = load_weights(weights, depth)
     params, convention = _WEIGHT_CACHE[weights]
-    return FeatureExtractor(params, convention, names, pooling)
+    return FeatureExtractor(params, convention, names, pooling, precision, channels_last)
+
+
+def extractor_for(config: Config) -> FeatureExtractor:
+    """The extractor a config's layers, weights, pooling and arithmetic ask for
+    (on the CPU; move it with .to(device))."""
+    return build_extractor(config.content_layers + config.style_layers, config.weights,
+                           config.pooling, config.precision or "fp32", bool(config.channels_last))

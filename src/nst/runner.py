@@ -22,7 +22,7 @@ from .config import Config
 from .engine import stylize
 from .errors import NstError
 from .events import Result, StepCallback, StepEvent
-from .features import build_extractor
+from .features import extractor_for
 from .images import check_pixels, load_image, resize_longest, save_image, to_tensor
 from .masks import masks_from_images
 
@@ -150,9 +150,7 @@ def run(
         style_tensors = [match_colors(style, content_tensor) for style in style_tensors]
 
     torch.manual_seed(config.seed or 0)
-    extractor = build_extractor(
-        config.content_layers + config.style_layers, config.weights, config.pooling
-    ).to(device)
+    extractor = extractor_for(config).to(device)
     result = stylize(extractor, config, canvas, content_tensor, style_tensors, mask_tensor, init, on_step)
     if config.preserve_color == "luminance":
         result.image = with_content_chroma(result.image, canvas.cpu())

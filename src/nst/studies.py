@@ -34,7 +34,7 @@ from .config import Config
 from .engine import build_objective
 from .errors import NstError
 from .events import StepEvent
-from .features import build_extractor
+from .features import extractor_for
 from .grid import Cell, grid_image, wrap
 from .images import atomic_path, read_metadata, save_image, to_tensor
 from .report import caption_stats, write_report
@@ -189,7 +189,7 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], output: Path) -> dict[str
     config = Config(**a["config"])
     image_a, image_b = _load(output / a["image"]), _load(output / b["image"])
     term = "content" if config.task == "reconstruct" else "style"
-    extractor = build_extractor(config.content_layers + config.style_layers, config.weights, config.pooling)
+    extractor = extractor_for(config)
     with torch.no_grad():
         objective = build_objective(extractor, config, image_b, [image_b])
         cross = float(objective(image_a)[term])

@@ -31,7 +31,7 @@ from .config import Config
 from .engine import build_objective, init_image, optimize
 from .errors import NstError
 from .events import StepCallback
-from .features import build_extractor
+from .features import extractor_for
 from .flow import Motion, flow_side, motion_between, warp_image, warping_error
 from .frames import (
     Clip,
@@ -169,9 +169,7 @@ class FrameStylizer:
 
     def __init__(self, config: Config, styles: Sequence[Tensor], device: torch.device) -> None:
         self.config, self.styles, self.device = config, list(styles), device
-        self.extractor = build_extractor(
-            config.content_layers + config.style_layers, config.weights, config.pooling
-        ).to(device)
+        self.extractor = extractor_for(config).to(device)
 
     def __call__(
         self,
