@@ -223,7 +223,8 @@ def optimize(
         if not use_lbfgs:
             with torch.no_grad():
                 image.clamp_(0, 1)
-        losses = {name: float(value) for name, value in last.items()}
+        # One device-to-host copy for all terms (on a GPU each float() would wait once).
+        losses = dict(zip(last, torch.stack(list(last.values())).tolist(), strict=True))
         if not math.isfinite(losses["total"]):
             raise NstRuntimeError(
                 f"the optimization diverged at step {step} (loss {losses['total']}); "
