@@ -10,6 +10,9 @@ PASTICHE_STYLE_WEIGHT); every output is then scored by one common loss function,
 pastiche's units. Each run is a fresh subprocess (so peak memory is its own), and the order of
 the tools alternates between rounds. The bare row is a VGG19 forward+backward w.r.t. the input
 through the same layers: the floor any Gatys-style tool can reach per iteration.
+The nst row computes in float32 like pastiche; where bf16 is fast (a CPU with native
+bf16, or CUDA) an nst-bf16 row adds nst's bf16 network (--precision bf16 --channels-last).
+--quality runs nst with its defaults, whatever precision they pick on this machine.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 import torch
 
 from nst import Config
+from nst.config import cpu_has_native_bf16
 from nst.engine import build_objective
 from nst.features import build_extractor
 from nst.images import load_image, resize_longest, save_image, to_tensor
@@ -51,14 +55,18 @@ def default_images() -> tuple[Path, Path]:
     return sample_path("tubingen"), sample_path("starry_night")
 
 
-def nst_config(steps: int, device: str) -> Config:
+def nst_config(steps: int, device: str, precision: str | None = "fp32") -> Config:
     """pastiche's objective in nst's units, at one scale: the per-iteration
     comparison runs the same L-BFGS steps on the same image."""
     return Config(
         content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, content_weight=1.0,
         style_weight=PASTICHE_STYLE_WEIGHT, steps=steps, init="content", device=device, seed=0,
-        scales=1,
+        scales=1, precision=precision, channels_last=precision == "bf16" or None,
     )
+
+
+def bf16_is_fast(device: str) -> bool:
+    return device.startswith("cuda") or cpu_has_native_bf16()
 
 
 class TargetReached(Exception):
@@ -79,13 +87,14 @@ def sync(device: str) -> None:
 # ------------------------------------------------------------------ workers (subprocesses)
 
 
-def work_nst(args: argparse.Namespace) -> dict:
+def work_nst(args: argparse.Namespace, precision: str | None = "fp32") -> dict:
     from nst import run
     from nst.engine import scale_schedule
 
-    config = nst_config(args.steps, args.device).replace(size=args.size)
-    if args.target is not None:  # --quality: nst's coarse-to-fine schedule
-        config = config.replace(scales=None, start_size=args.start_size)
+    config = nst_config(args.steps, args.device, precision).replace(size=args.size)
+    if args.target is not None:  # --quality: nst's defaults, coarse-to-fine
+        config = nst_config(args.steps, args.device, None).replace(
+            size=args.size, scales=None, start_size=args.start_size)
     last_scale = len(scale_schedule(args.size, config.start_size, args.steps, config.scales)) - 1
     times: list[float] = []
     reached: dict[str, float] = {}
@@ -108,7 +117,8 @@ def work_nst(args: argparse.Namespace) -> dict:
         save_image(done.result.image, args.output)
     except TargetReached:
         pass
-    return {"step_s": times, "wall_s": time.perf_counter() - start, **reached}
+    used = config.resolved(args.device.split(":")[0]).precision
+    return {"step_s": times, "wall_s": time.perf_counter() - start, "precision": used, **reached}
 
 
 def work_pastiche(args: argparse.Namespace) -> dict:
@@ -145,7 +155,8 @@ def work_bare(args: argparse.Namespace) -> dict:
     return {"step_s": times, "wall_s": time.perf_counter() - start}
 
 
-WORKERS = {"nst": work_nst, "pastiche": work_pastiche, "bare": work_bare}
+WORKERS = {"nst": work_nst, "nst-bf16": lambda args: work_nst(args, "bf16"),
+           "pastiche": work_pastiche, "bare": work_bare}
 
 
 # ------------------------------------------------------------------ the comparison
@@ -187,10 +198,11 @@ def prepare_inputs(args: argparse.Namespace, folder: Path) -> tuple[Path, Path]:
 def compare(args: argparse.Namespace) -> None:
     folder = Path(tempfile.mkdtemp(prefix="nst-bench-"))
     content, style = prepare_inputs(args, folder)
-    rows: dict[str, list[dict]] = {"nst": [], "pastiche": [], "bare": []}
+    nst_rows = ["nst", "nst-bf16"] if bf16_is_fast(args.device) else ["nst"]
+    rows: dict[str, list[dict]] = {tool: [] for tool in [*nst_rows, "pastiche", "bare"]}
     for round_index in range(args.repeats):
-        order = ["nst", "pastiche", "bare"] if round_index % 2 == 0 else ["pastiche", "nst", "bare"]
-        for tool in order:
+        order = [*nst_rows, "pastiche"] if round_index % 2 == 0 else ["pastiche", *nst_rows]
+        for tool in [*order, "bare"]:
             output = folder / f"{tool}_{round_index}.png"
             stats = run_worker(tool, args, content, style, output, args.steps)
             if tool != "bare":
@@ -221,10 +233,14 @@ def print_table(args: argparse.Namespace, rows: dict[str, list[dict]]) -> None:
     for tool, values in summary.items():
         loss = f"{values['loss']:12.4g}" if "loss" in values else f"{'-':>12}"
         print(f"{tool:10} {values['step_s']:8.4f} {values['wall_s']:8.2f} {values['peak_mb']:8.0f} {loss}")
-    nst, pas = summary["nst"], summary["pastiche"]
-    print(f"{'ratio':10} {nst['step_s'] / pas['step_s']:8.3f} {nst['wall_s'] / pas['wall_s']:8.3f} "
-          f"{nst['peak_mb'] / pas['peak_mb']:8.3f} {nst['loss'] / pas['loss']:12.3f}   (nst / pastiche)")
-    print(f"nst per iteration vs bare forward+backward: {nst['step_s'] / summary['bare']['step_s']:.3f}x")
+    pas = summary["pastiche"]
+    for tool in (name for name in summary if name.startswith("nst")):
+        nst = summary[tool]
+        print(f"{'ratio':10} {nst['step_s'] / pas['step_s']:8.3f} {nst['wall_s'] / pas['wall_s']:8.3f} "
+              f"{nst['peak_mb'] / pas['peak_mb']:8.3f} {nst['loss'] / pas['loss']:12.3f}   "
+              f"({tool} / pastiche)")
+    print(f"nst per iteration vs bare fp32 forward+backward: "
+          f"{summary['nst']['step_s'] / summary['bare']['step_s']:.3f}x")
 
 
 def quality(args: argparse.Namespace, content: Path, style: Path, folder: Path) -> None:
@@ -237,7 +253,8 @@ def quality(args: argparse.Namespace, content: Path, style: Path, folder: Path) 
     print(f"\nquality: pastiche reaches loss {target:.4g} after {steps} steps in "
           f"{reference['wall_s']:.1f} s")
     if "reached_s" in reached:
-        print(f"quality: nst (coarse-to-fine from {args.start_size} px) reaches it in "
+        print(f"quality: nst (coarse-to-fine from {args.start_size} px, "
+              f"{reached['precision']}) reaches it in "
               f"{reached['reached_s']:.1f} s, after {reached['reached_step']} steps over all scales "
               f"({reference['wall_s'] / reached['reached_s']:.2f}x sooner)")
     else:

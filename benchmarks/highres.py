@@ -16,6 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from nst import Config
 from nst.config import CPU_DEFAULT_STEPS, DEFAULT_START_SIZE
 from nst.engine import scale_schedule
 
@@ -34,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     schedule = scale_schedule(args.size, args.start_size, args.steps)
     print("schedule (longest side: steps):", ", ".join(f"{side}: {steps}" for side, steps in schedule))
+    defaults = Config().resolved("cuda" if torch.cuda.is_available() else "cpu")
+    print(f"default precision here: {defaults.precision}"
+          f"{' (channels_last)' if defaults.channels_last else ''}; --precision in extra overrides it")
     command = [sys.executable, "-m", "nst", "transfer", str(args.content), str(args.style),
                "-o", str(args.output), "--size", str(args.size), "--steps", str(args.steps),
                "--start-size", str(args.start_size), "--seed", "1", "--quiet", *args.extra]

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nst.config import cpu_has_native_bf16
 from nst.samples import sample_path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
@@ -20,11 +21,14 @@ def test_compare_prints_its_table():
     lines = done.stdout.splitlines()
     header = next(line for line in lines if line.startswith("tool"))
     assert "s/iter" in header and "peak MB" in header and "final loss" in header
-    table = lines[lines.index(header) + 1: lines.index(header) + 5]
-    rows = {line.split()[0]: line.split()[1:] for line in table}
-    assert set(rows) == {"nst", "pastiche", "bare", "ratio"}
-    assert float(rows["nst"][0]) > 0 and float(rows["pastiche"][3]) > 0
-    assert "vs bare forward+backward" in done.stdout
+    tools = ["nst", "nst-bf16"] if cpu_has_native_bf16() else ["nst"]
+    table = lines[lines.index(header) + 1: lines.index(header) + 3 + 2 * len(tools)]
+    rows = [line.split() for line in table]
+    assert [row[0] for row in rows] == [*tools, "pastiche", "bare", *["ratio"] * len(tools)]
+    assert all(float(row[1]) > 0 for row in rows) and float(rows[len(tools)][4]) > 0
+    for tool, ratio in zip(tools, table[-len(tools):], strict=True):
+        assert ratio.endswith(f"({tool} / pastiche)")
+    assert "vs bare fp32 forward+backward" in done.stdout
 
 
 def test_quality_mode_reports_time_to_pastiches_loss():
@@ -36,5 +40,5 @@ def test_quality_mode_reports_time_to_pastiches_loss():
     )
     assert done.returncode == 0, done.stderr
     assert "quality: pastiche reaches loss" in done.stdout
-    assert "quality: nst (coarse-to-fine from 32 px) reaches it in" in done.stdout or \
+    assert "quality: nst (coarse-to-fine from 32 px, " in done.stdout or \
         "quality: nst did not reach it" in done.stdout
