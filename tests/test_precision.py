@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nst import Config, NstError, cli
-from nst.config import cpu_has_native_bf16
+from nst.config import cpu_has_amx, cpu_has_native_bf16
 from nst.engine import build_objective, optimize
 from nst.features import build_extractor
 from nst.images import load_image, resize_longest, to_tensor
@@ -58,7 +58,7 @@ def test_precision_defaults_follow_the_device_and_task():
     native = cpu_has_native_bf16()
     transfer = Config().resolved("cpu")
     assert transfer.precision == ("bf16" if native else "fp32")
-    assert transfer.channels_last == native  # NHWC only pays with bf16
+    assert transfer.channels_last == (native and cpu_has_amx())  # NHWC only pays with AMX bf16
     assert Config(task="reconstruct", content_layers=("conv_4",), style_layers=()) \
         .resolved("cpu").precision == "fp32"
     assert Config().resolved("cuda").precision == "tf32"
