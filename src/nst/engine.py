@@ -18,6 +18,7 @@ from .errors import NstError, NstRuntimeError
 from .events import Result, StepCallback, StepEvent
 from .features import FeatureExtractor
 from .images import size_to_fit
+from .lbfgs import BatchLBFGS
 from .losses import content_loss, range_penalty, tv_loss
 from .targets import LayerTarget, build_style_targets
 
@@ -62,11 +63,28 @@ class Objective:
         self.extra_terms = dict(extra_terms or {})
 
     def __call__(self, image: Tensor) -> dict[str, Tensor]:
+        """The terms summed over the images of the batch."""
+        return {name: value.sum() for name, value in self.per_image(image).items()}
+
+    def per_image(self, image: Tensor) -> dict[str, Tensor]:
+        """The terms of each image of `image` (B, 3, H, W), each of shape (B,).
+
+        The network runs once on the whole batch; the losses are taken image by
+        image, so that no image's loss (and so no image's gradient) depends on
+        another's. Content targets hold one image or one per batch image.
+        """
         features = self.extractor(image)
+        per_slice = [
+            self._terms(image[index : index + 1], {k: v[index : index + 1] for k, v in features.items()}, index)
+            for index in range(image.shape[0])
+        ]
+        return {name: torch.stack([terms[name] for terms in per_slice]) for name in per_slice[0]}
+
+    def _terms(self, image: Tensor, features: Mapping[str, Tensor], index: int) -> dict[str, Tensor]:
         terms: dict[str, Tensor] = {}
         if self.content_weights:
             terms["content"] = sum(
-                weight * content_loss(features[layer], self.content_targets[layer])
+                weight * content_loss(features[layer], _item(self.content_targets[layer], index))
                 for layer, weight in self.content_weights.items()
             )  # type: ignore[assignment]
         if self.style_weights:
@@ -80,6 +98,11 @@ class Objective:
             terms[name] = term(image)
         terms["total"] = sum(terms.values())  # type: ignore[assignment]
         return terms
+
+
+def _item(batch: Tensor, index: int) -> Tensor:
+    """Entry `index` of a batch of targets, or the one target shared by all."""
+    return batch if batch.shape[0] == 1 else batch[index : index + 1]
 
 
 def build_objective(
@@ -168,16 +191,13 @@ def init_image(kind: str, content: Tensor, alpha: float, seed: int | None) -> Te
     return (noise_like(content, seed) * alpha + content * (1 - alpha)).clamp(0, 1)
 
 
-def _make_optimizer(config: Config, image: Tensor) -> torch.optim.Optimizer:
+def _make_optimizer(config: Config, image: Tensor) -> torch.optim.Optimizer | BatchLBFGS:
     lr = config.learning_rate or 1.0
     if config.optimizer == "adam":
-        return torch.optim.Adam([image], lr=lr)
-    # One closure evaluation per step(): we drive the iterations ourselves so
-    # that every one is reported, clamped and checked.
-    return torch.optim.LBFGS(
-        [image], lr=lr, max_iter=1, history_size=config.history_size,
-        tolerance_grad=0.0, tolerance_change=0.0,
-    )
+        return torch.optim.Adam([image], lr=lr)  # elementwise: images stay independent
+    # One evaluation per step (no line search): we drive the iterations ourselves so
+    # that every one is reported and checked. One curvature history per image.
+    return BatchLBFGS(image, lr=lr, history_size=config.history_size)
 
 
 def optimize(
@@ -189,11 +209,14 @@ def optimize(
 ) -> Result:
     """Run `config.steps` iterations from `init` (B, 3, H, W) in [0, 1].
 
+    The B images are optimized together but independently: each follows the
+    path it would follow alone. Events and `Result.losses` give the mean over
+    the images; `Result.image_losses` each image's final terms.
     The result is always a valid image in [0, 1] (see RANGE_PENALTY_WEIGHT).
-    L-BFGS returns the best iterate it evaluated: without a line search a step
-    can overshoot, and a late spike must not spoil the output. Adam returns the
-    exponential moving average of its iterates (config.ema_decay), which
-    averages out the jitter of its fixed step size.
+    L-BFGS returns, per image, the best iterate it evaluated: without a line
+    search a step can overshoot, and a late spike must not spoil the output.
+    Adam returns the exponential moving average of its iterates
+    (config.ema_decay), which averages out the jitter of its fixed step size.
     Raises NstRuntimeError if the loss becomes NaN or infinite.
     """
     steps = config.steps or 1
@@ -202,12 +225,16 @@ def optimize(
     use_lbfgs = config.optimizer == "lbfgs"
     average = IterateAverage(config.ema_decay) if not use_lbfgs and config.ema_decay > 0 else None
     last: dict[str, Tensor] = {}
-    best: dict[str, Any] = {"total": math.inf}
+    batch = image.shape[0]
+    # The best iterate per image stays on the device: choosing it needs no readback.
+    best_total = torch.full((batch,), math.inf, device=image.device)
+    best_image = image.detach().clone()
+    best_terms: dict[str, Tensor] = {}
 
     def closure() -> Tensor:
         optimizer.zero_grad(set_to_none=True)
-        terms = objective(image)
-        loss = terms["total"]
+        terms = objective.per_image(image)
+        loss = terms["total"].sum()
         if use_lbfgs:
             loss = loss + RANGE_PENALTY_WEIGHT * range_penalty(image)
         loss.backward()
@@ -223,27 +250,46 @@ def optimize(
         if not use_lbfgs:
             with torch.no_grad():
                 image.clamp_(0, 1)
-        # One device-to-host copy for all terms (on a GPU each float() would wait once).
-        losses = dict(zip(last, torch.stack(list(last.values())).tolist(), strict=True))
+        if evaluated is not None:
+            better = last["total"] < best_total
+            best_total = torch.where(better, last["total"], best_total)
+            best_image = torch.where(better.view(-1, 1, 1, 1), evaluated, best_image)
+            best_terms = {name: torch.where(better, value, best_terms.get(name, value))
+                          for name, value in last.items()}
+        if average is not None:
+            average.update(image.detach())
+        # The one device-to-host copy of the step: every term, for the report.
+        losses = _mean_terms(last)
         if not math.isfinite(losses["total"]):
             raise NstRuntimeError(
                 f"the optimization diverged at step {step} (loss {losses['total']}); "
                 "try a lower --learning-rate or smaller weights"
             )
-        if evaluated is not None and losses["total"] < best["total"]:
-            best.update(losses=losses, image=evaluated, total=losses["total"])
-        if average is not None:
-            average.update(image.detach())
         history.append(losses)
         if on_step is not None:
             shown = average.value if average is not None else image.detach()
             on_step(StepEvent(step, steps, losses, time.perf_counter() - start, shown, scale))
     output = average.value if average is not None else image.detach().clamp(0, 1)
     with torch.no_grad():
-        final = {name: float(value) for name, value in objective(output).items()}
-    if use_lbfgs and best["total"] < final["total"]:
-        output, final = best["image"].clamp_(0, 1), best["losses"]
-    return Result(output.cpu(), final, time.perf_counter() - start, steps, history)
+        final = {name: value.detach() for name, value in objective.per_image(output).items()}
+    if use_lbfgs:
+        # Per image, the best evaluated iterate if it beat the last one.
+        keep_best = best_total < final["total"]
+        output = torch.where(keep_best.view(-1, 1, 1, 1), best_image.clamp(0, 1), output)
+        final = {name: torch.where(keep_best, best_terms[name], value) for name, value in final.items()}
+    image_losses = _per_image_terms(final)
+    return Result(output.cpu(), _mean_terms(final), time.perf_counter() - start, steps, history, image_losses)
+
+
+def _per_image_terms(terms: Mapping[str, Tensor]) -> list[dict[str, float]]:
+    """(B,)-shaped terms -> one dict of floats per image (one readback)."""
+    columns = torch.stack(list(terms.values())).tolist()
+    return [dict(zip(terms, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _mean_terms(terms: Mapping[str, Tensor]) -> dict[str, float]:
+    """(B,)-shaped terms -> their means over the images, as floats (one readback)."""
+    return dict(zip(terms, torch.stack(list(terms.values())).mean(dim=1).tolist(), strict=True))
 
 
 class IterateAverage:
@@ -355,4 +401,5 @@ def stylize(
         history += result.history
     assert result is not None
     total_steps = sum(steps for _, steps in schedule)
-    return Result(result.image, result.losses, time.perf_counter() - started, total_steps, history)
+    return Result(result.image, result.losses, time.perf_counter() - started, total_steps, history,
+                  result.image_losses)

@@ -28,10 +28,12 @@ StepCallback = Callable[[StepEvent], None]
 @dataclass
 class Result:
     """A finished optimization: the image (B, 3, H, W) in [0, 1] on the CPU, the
-    final weighted loss terms, the loss history (one dict per step) and wall time."""
+    final weighted loss terms (the mean over the B images), the loss history (one
+    dict per step), wall time, and the final terms of each image."""
 
     image: Tensor
     losses: dict[str, float]
     elapsed_s: float
     steps: int
     history: list[dict[str, float]] = field(default_factory=list)
+    image_losses: list[dict[str, float]] = field(default_factory=list)
