@@ -11,7 +11,8 @@ pastiche's units. Each run is a fresh subprocess (so peak memory is its own), an
 the tools alternates between rounds. The bare row is a VGG19 forward+backward w.r.t. the input
 through the same layers: the floor any Gatys-style tool can reach per iteration.
 The nst row computes in float32 like pastiche; where bf16 is fast (a CPU with native
-bf16, or CUDA) an nst-bf16 row adds nst's bf16 network (--precision bf16 --channels-last).
+bf16, or CUDA) an nst-bf16 row adds nst's bf16 network (--precision bf16, with
+nst's default memory layout for this machine).
 --quality runs nst with its defaults, whatever precision they pick on this machine.
 """
 
@@ -61,7 +62,7 @@ def nst_config(steps: int, device: str, precision: str | None = "fp32") -> Confi
     return Config(
         content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS, content_weight=1.0,
         style_weight=PASTICHE_STYLE_WEIGHT, steps=steps, init="content", device=device, seed=0,
-        scales=1, precision=precision, channels_last=precision == "bf16" or None,
+        scales=1, precision=precision,
     )
 
 
