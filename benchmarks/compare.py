@@ -94,8 +94,7 @@ def work_nst(args: argparse.Namespace, precision: str | None = "fp32") -> dict:
 
     config = nst_config(args.steps, args.device, precision).replace(size=args.size)
     if args.target is not None:  # --quality: nst's defaults, coarse-to-fine
-        config = nst_config(args.steps, args.device, None).replace(
-            size=args.size, scales=None, start_size=args.start_size)
+        config = config.replace(precision=None, scales=None, start_size=args.start_size)
     last_scale = len(scale_schedule(args.size, config.start_size, args.steps, config.scales)) - 1
     times: list[float] = []
     reached: dict[str, float] = {}

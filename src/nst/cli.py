@@ -112,7 +112,8 @@ def _add_common(
                      "the default there) or bf16 (autocast; the default for transfers on a CPU "
                      "with native bf16, else fp32)")
     net.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                     help="run the network in NHWC memory layout (default: on with bf16 on a CPU with Intel AMX, where it was 10%% faster; off elsewhere, where it was slower)")
+                     help="run the network in NHWC memory layout (default: on with bf16 on a CPU "
+                     "with Intel AMX, where it was 10%% faster; off elsewhere, where it was slower)")
     io = parser.add_argument_group("sizes and output")
     io.add_argument("--size", type=_integer,
                     help="longest side of the output in pixels (default: 384 on CPU, 512 on GPU)")

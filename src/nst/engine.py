@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -75,8 +74,8 @@ class Objective:
         """
         features = self.extractor(image)
         per_slice = [
-            self._terms(image[index : index + 1], {k: v[index : index + 1] for k, v in features.items()}, index)
-            for index in range(image.shape[0])
+            self._terms(image[i : i + 1], {layer: f[i : i + 1] for layer, f in features.items()}, i)
+            for i in range(image.shape[0])
         ]
         return {name: torch.stack([terms[name] for terms in per_slice]) for name in per_slice[0]}
 
