@@ -32,9 +32,9 @@ import torch
 
 from nst import Config
 from nst.config import cpu_has_native_bf16
-from nst.engine import build_objective
-from nst.features import build_extractor
-from nst.images import load_image, resize_longest, save_image, to_tensor
+from nst.core.engine import build_objective
+from nst.core.features import build_extractor
+from nst.files.images import load_image, resize_longest, save_image, to_tensor
 
 HERE = Path(__file__).resolve()
 SHARED = HERE.parents[2] / "shared" / "data" / "images"
@@ -90,7 +90,7 @@ def sync(device: str) -> None:
 
 def work_nst(args: argparse.Namespace, precision: str | None = "fp32") -> dict:
     from nst import run
-    from nst.engine import scale_schedule
+    from nst.core.engine import scale_schedule
 
     config = nst_config(args.steps, args.device, precision).replace(size=args.size)
     if args.target is not None:  # --quality: nst's defaults, coarse-to-fine

@@ -20,7 +20,7 @@ import torch
 
 from nst import Config
 from nst.config import CPU_DEFAULT_STEPS, DEFAULT_START_SIZE
-from nst.engine import scale_schedule
+from nst.core.engine import scale_schedule
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 

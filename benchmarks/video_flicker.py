@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from nst.config import Config
-from nst.video import VideoOptions, VideoRun, stylize_video
+from nst.jobs.video import VideoOptions, VideoRun, stylize_video
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from nst import Config, run
-from nst.grid import Cell, grid_image
-from nst.images import resize_longest
+from nst.files.grid import Cell, grid_image
+from nst.files.images import resize_longest
 from nst.samples import sample_path
 
 OUT = Path(__file__).resolve().parent / "images"

@@ -76,7 +76,7 @@ params = { tv_weight = [0, 1] }
 @pytest.fixture(scope="session")
 def mini_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The output folder of the miniature study (see MINI_STUDY)."""
-    from nst.cli import main
+    from nst.cli.app import main
 
     folder = tmp_path_factory.mktemp("mini-study")
     config = folder / "mini.toml"

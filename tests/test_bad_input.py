@@ -5,7 +5,8 @@ import tempfile
 import pytest
 from PIL import Image
 
-from nst import Config, NstError, cli, runner
+from nst import Config, NstError
+from nst.cli import app as cli
 
 FAST = ["--size", "32", "--steps", "2", "--quiet", "--device", "cpu"]
 
@@ -125,7 +126,7 @@ def test_ctrl_c_while_saving_leaves_no_partial_file(tmp_path, content_path, styl
 
 
 def test_divergence_exits_1_without_output(tmp_path, capsys, content_path, style_path, monkeypatch):
-    from nst import engine
+    from nst.core import engine
 
     real_optimize = engine.optimize
 

@@ -8,12 +8,12 @@ import pytest
 from PIL import Image
 
 from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fixture)
-from nst.batch import ImageEvent, plan, run_batch
-from nst.cli import main
-from nst.contact_sheet import COLUMNS, ROWS_PER_SHEET, write_contact_sheets
+from nst.cli.app import main
 from nst.config import Config
 from nst.errors import NstError
-from nst.images import read_metadata
+from nst.files.contact_sheet import COLUMNS, ROWS_PER_SHEET, write_contact_sheets
+from nst.files.images import read_metadata
+from nst.jobs.batch import ImageEvent, plan, run_batch
 
 CONFIG = Config(size=32, steps=5, device="cpu")
 

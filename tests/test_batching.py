@@ -4,10 +4,10 @@ alone (per-image L-BFGS histories, per-image losses)."""
 import torch
 
 from nst import Config
-from nst.engine import build_objective, optimize
-from nst.features import build_extractor
-from nst.images import load_image, resize_longest, to_tensor
-from nst.lbfgs import BatchLBFGS
+from nst.core.engine import build_objective, optimize
+from nst.core.features import build_extractor
+from nst.core.lbfgs import BatchLBFGS
+from nst.files.images import load_image, resize_longest, to_tensor
 
 
 def _quadratic_problem():

@@ -3,11 +3,10 @@
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from nst import cli
-from nst.images import read_metadata
+from nst.cli import app as cli
+from nst.files.images import read_metadata
 
 FAST = ["--size", "48", "--steps", "8", "--quiet", "--device", "cpu"]
 

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from nst import Config, NstError, NstRuntimeError
-from nst.engine import Objective, build_objective, init_image, optimize
-from nst.targets import style_statistics
-from nst.features import build_extractor
-from nst.images import load_image, resize_longest, to_tensor
-from nst.losses import gram_matrix
+from nst.core.engine import Objective, build_objective, init_image, optimize
+from nst.core.features import build_extractor
+from nst.core.losses import gram_matrix
+from nst.core.targets import style_statistics
+from nst.files.images import load_image, resize_longest, to_tensor
 
 
 def _image(path, size):
@@ -38,7 +38,7 @@ def test_texture_lowers_style_loss_by_orders_of_magnitude(style_path):
     result = optimize(objective, init_image("noise", style, 1.0, seed=1), config)
     first, last = result.history[0]["style"], result.losses["style"]
     assert last < first / 100
-    assert 0 <= float(result.image.min()) and float(result.image.max()) <= 1
+    assert float(result.image.min()) >= 0 and float(result.image.max()) <= 1
 
 
 def test_adam_lowers_the_loss_and_keeps_the_image_valid(content_path, style_path):
@@ -47,7 +47,7 @@ def test_adam_lowers_the_loss_and_keeps_the_image_valid(content_path, style_path
     extractor = build_extractor(config.content_layers + config.style_layers)
     result = optimize(build_objective(extractor, config, content, [style]), content, config)
     assert result.losses["total"] < result.history[0]["total"] / 2
-    assert 0 <= float(result.image.min()) and float(result.image.max()) <= 1
+    assert float(result.image.min()) >= 0 and float(result.image.max()) <= 1
 
 
 def test_step_events_report_every_iteration():

@@ -5,11 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from nst import NstError
-from nst import features as feat
-from nst.features import (
+from nst.core import features as feat
+from nst.core.features import (
     CAFFE,
-    FeatureExtractor,
     TORCHVISION_CONV_INDICES,
+    FeatureExtractor,
     build_extractor,
     decode_quantized,
     load_caffe,

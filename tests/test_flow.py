@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from clips import texture
-from nst.flow import motion_between, resize_flow, warp, warping_error
-from nst.images import to_tensor
+from nst.core.flow import motion_between, resize_flow, warp, warping_error
+from nst.files.images import to_tensor
 
 
 def _shifted_pair(dx: int, dy: int) -> tuple[torch.Tensor, torch.Tensor]:

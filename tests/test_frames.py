@@ -12,7 +12,7 @@ from PIL import Image
 
 from clips import sliding_frames, write_mp4_with_audio
 from nst.errors import NstError
-from nst.frames import (
+from nst.files.frames import (
     FOLDER_DEFAULT_FPS,
     check_output,
     open_clip,

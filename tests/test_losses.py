@@ -1,6 +1,6 @@
 import torch
 
-from nst.losses import content_loss, gram_matrix, range_penalty, style_loss, tv_loss
+from nst.core.losses import content_loss, gram_matrix, range_penalty, style_loss, tv_loss
 
 
 def test_gram_of_hand_built_feature_map():

@@ -4,11 +4,12 @@ features and the result; tf32 is refused off CUDA with a clear message."""
 import pytest
 import torch
 
-from nst import Config, NstError, cli
+from nst import Config, NstError
+from nst.cli import app as cli
 from nst.config import cpu_has_amx, cpu_has_native_bf16
-from nst.engine import build_objective, optimize
-from nst.features import build_extractor
-from nst.images import load_image, resize_longest, to_tensor
+from nst.core.engine import build_objective, optimize
+from nst.core.features import build_extractor
+from nst.files.images import load_image, resize_longest, to_tensor
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2")
 

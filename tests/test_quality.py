@@ -6,9 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from nst import Config, NstError, cli, run
-from nst.color import luminance, match_colors, rgb_to_yiq, with_content_chroma, yiq_to_rgb
-from nst.engine import (
+from conftest import shared_or_sample
+from nst import Config, NstError, run
+from nst.cli import app as cli
+from nst.core.color import luminance, match_colors, rgb_to_yiq, with_content_chroma, yiq_to_rgb
+from nst.core.engine import (
     IterateAverage,
     balance_style_layers,
     build_objective,
@@ -16,13 +18,11 @@ from nst.engine import (
     resize_image,
     scale_schedule,
 )
-from nst.features import build_extractor
-from nst.images import load_image, read_metadata, resize_longest, to_tensor
-from nst.losses import gram_matrix, mean_covariance, meancov_loss, psd_sqrt
-from nst.masks import masks_from_images
-from nst.targets import style_statistics
-
-from conftest import shared_or_sample
+from nst.core.features import build_extractor
+from nst.core.losses import gram_matrix, mean_covariance, meancov_loss, psd_sqrt
+from nst.core.masks import masks_from_images
+from nst.core.targets import style_statistics
+from nst.files.images import load_image, read_metadata, resize_longest, to_tensor
 
 
 def _image(path, size):
@@ -71,7 +71,7 @@ def test_coarse_to_fine_run_reports_each_scale_and_ends_at_full_size(content_pat
 
 def test_style_size_sets_the_scale_of_the_style(content_path, style_path, monkeypatch):
     seen = []
-    import nst.engine as engine
+    import nst.core.engine as engine
 
     real = engine.build_objective
 

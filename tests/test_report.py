@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nst.report import SECTIONS, duration, loss_curve, render
+from nst.files.report import SECTIONS, duration, loss_curve, render
 
 # CI sets this so a missing browser fails the suite instead of skipping the test.
 REQUIRE_BROWSER = os.environ.get("NST_REQUIRE_BROWSER") == "1"

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst.cli import main
+from nst.cli.app import main
 from nst.config import RECONSTRUCT_WEIGHT, Config
 from nst.errors import NstError
-from nst.grid import Cell, grid_image, wrap
-from nst.sweeps import (
+from nst.files.grid import Cell, grid_image, wrap
+from nst.plans.sweeps import (
     Inputs,
     alpha_preset,
     axis,

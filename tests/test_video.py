@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fixture)
-from nst.cli import main
+from nst.cli.app import main
 from nst.config import Config
 from nst.errors import NstError
-from nst.frames import open_clip, read_frames, write_clip
-from nst.video import FrameEvent, VideoOptions, WorkFolder, stylize_video
+from nst.files.frames import open_clip, read_frames, write_clip
+from nst.jobs.video import FrameEvent, VideoOptions, WorkFolder, stylize_video
 
 CONFIG = Config(size=32, steps=16, seed=0, device="cpu")
 
@@ -134,7 +134,7 @@ def test_cli_interrupt_says_where_finished_frames_are(
         WorkFolder(output).path.mkdir()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("nst.cli.stylize_video", interrupted)
+    monkeypatch.setattr("nst.cli.app.stylize_video", interrupted)
     status = main(["video", str(clip_path), str(style_path), "-o", str(output), "-q"])
     assert status == 130
     assert "run the same command again to resume" in capsys.readouterr().err

@@ -9,11 +9,11 @@ The public API::
 
 __version__ = "0.1.0"
 
-from .config import PRESETS, Config, apply_preset  # noqa: E402
-from .errors import NstError, NstRuntimeError  # noqa: E402
-from .events import Result, StepEvent  # noqa: E402
-from .layers import parse_layers  # noqa: E402
-from .runner import Run, run  # noqa: E402
+from nst.config import PRESETS, Config, apply_preset  # noqa: E402
+from nst.errors import NstError, NstRuntimeError  # noqa: E402
+from nst.events import Result, StepEvent  # noqa: E402
+from nst.jobs.runner import Run, run  # noqa: E402
+from nst.layers import parse_layers  # noqa: E402
 
 __all__ = [
     "PRESETS",

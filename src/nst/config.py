@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import NstError
-from .layers import parse_layers
+from nst.errors import NstError
+from nst.layers import parse_layers
 
 Task = Literal["reconstruct", "texture", "transfer"]
 TASKS: tuple[str, ...] = ("reconstruct", "texture", "transfer")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from .errors import NstError
+from nst.errors import NstError
 
 # Output channels of VGG19's 16 convolutions; a 2x2 pooling follows the last
 # convolution of each of the first four blocks.

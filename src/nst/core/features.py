@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import Config
-from .errors import NstError
-from .layers import CONV_CHANNELS, LAYERS, POOL_AFTER, block_names, canonical_name, parse_layers
+from nst.config import Config
+from nst.errors import NstError
+from nst.layers import CONV_CHANNELS, LAYERS, POOL_AFTER, block_names, canonical_name, parse_layers
 
 # ---------------------------------------------------------------- weight sources
 

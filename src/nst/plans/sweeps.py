@@ -20,9 +20,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .config import RECONSTRUCT_WEIGHT, Config
-from .errors import NstError
-from .layers import parse_layers
+from nst.config import RECONSTRUCT_WEIGHT, Config
+from nst.errors import NstError
+from nst.layers import parse_layers
 
 # Pseudo-parameters that choose input images rather than Config fields.
 INPUT_PARAMS = ("content", "style")

@@ -20,8 +20,8 @@ from typing import Any
 import av
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from .errors import NstError
-from .images import atomic_path, load_image
+from nst.errors import NstError
+from nst.files.images import atomic_path, load_image
 
 # Containers nst writes, by extension: (video codec, its options, audio codec).
 VIDEO_FORMATS: dict[str, tuple[str, dict[str, str], str]] = {

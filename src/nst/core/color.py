@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .losses import psd_sqrt
+from nst.core.losses import psd_sqrt
 
 # NTSC YIQ; Y is the luminance the eye reads structure from.
 _RGB_TO_YIQ = torch.tensor([

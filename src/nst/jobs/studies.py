@@ -11,7 +11,7 @@ Layout of a study folder::
 
 A run is skipped when its image exists and was made from the same request:
 the same unresolved Config and input files with the same content (SHA-256).
-Every run goes through `nst.runner.run`.
+Every run goes through `nst.jobs.runner.run`.
 """
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
-from . import __version__
-from .config import Config
-from .engine import build_objective
-from .errors import NstError
-from .events import StepEvent
-from .features import extractor_for
-from .grid import Cell, grid_image, wrap
-from .images import atomic_path, read_metadata, save_image, to_tensor
-from .report import caption_stats, write_report
-from .runner import run, select_device
-from .sweeps import RunSpec, Sweep
+from nst import __version__
+from nst.config import Config
+from nst.core.engine import build_objective
+from nst.core.features import extractor_for
+from nst.errors import NstError
+from nst.events import StepEvent
+from nst.files.grid import Cell, grid_image, wrap
+from nst.files.images import atomic_path, read_metadata, save_image, to_tensor
+from nst.files.report import caption_stats, write_report
+from nst.jobs.runner import run, select_device
+from nst.plans.sweeps import RunSpec, Sweep
 
 RESULTS_NAME = "results.json"
 REPORT_NAME = "index.html"
@@ -130,7 +130,7 @@ def _rounded(history: Sequence[dict[str, float]]) -> list[dict[str, float]]:
 
 def _execute(spec: RunSpec, path: Path, request: dict[str, Any],
              on_step: Callable[[StepEvent], None] | None) -> dict[str, Any]:
-    """Run one spec through nst.runner.run and save it with its request and history."""
+    """Run one spec through nst.jobs.runner.run and save it with its request and history."""
     start = time.perf_counter()
     done = run(spec.config, spec.content, spec.styles, on_step)
     metadata = done.metadata()

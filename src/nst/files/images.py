@@ -16,8 +16,8 @@ import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from torch import Tensor
 
-from .config import DEFAULT_MAX_PIXELS
-from .errors import NstError
+from nst.config import DEFAULT_MAX_PIXELS
+from nst.errors import NstError
 
 # Formats nst writes, by file extension (Pillow format name).
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}

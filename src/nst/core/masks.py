@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .errors import NstError
+from nst.errors import NstError
 
 # A mask's aspect ratio may differ from the content's by rounding only.
 ASPECT_TOLERANCE = 0.02

@@ -27,13 +27,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .config import Config
-from .engine import build_objective, init_image, optimize
-from .errors import NstError
-from .events import StepCallback
-from .features import extractor_for
-from .flow import Motion, flow_side, motion_between, warp_image, warping_error
-from .frames import (
+from nst.config import Config
+from nst.core.engine import build_objective, init_image, optimize
+from nst.core.features import extractor_for
+from nst.core.flow import Motion, flow_side, motion_between, warp_image, warping_error
+from nst.core.losses import gaussian_blur, temporal_loss
+from nst.errors import NstError
+from nst.events import StepCallback
+from nst.files.frames import (
     Clip,
     check_output,
     open_clip,
@@ -43,10 +44,9 @@ from .frames import (
     read_frames,
     write_clip,
 )
-from .images import load_image, resize_longest, save_image, to_tensor
-from .losses import gaussian_blur, temporal_loss
-from .resume import differences, picture_settings
-from .runner import select_device
+from nst.files.images import load_image, resize_longest, save_image, to_tensor
+from nst.jobs.resume import differences, picture_settings
+from nst.jobs.runner import select_device
 
 MODES = ("consistent", "independent")
 INIT_KINDS = ("content", "noise", "blend")

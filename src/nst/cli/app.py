@@ -16,11 +16,11 @@ from typing import Any, NoReturn
 
 import torch
 
-from . import __version__
-from .batch import BatchReport, ImageEvent, run_batch
-from .cli_studies import COMMANDS as STUDY_COMMANDS
-from .cli_studies import add_study_commands, run_study_command
-from .config import (
+from nst import __version__
+from nst.cli.progress import ItemProgress, ProgressBar
+from nst.cli.studies import COMMANDS as STUDY_COMMANDS
+from nst.cli.studies import add_study_commands, run_study_command
+from nst.config import (
     COLOR_MODES,
     DEFAULT_START_SIZE,
     OPTIMIZERS,
@@ -32,14 +32,14 @@ from .config import (
     Config,
     apply_preset,
 )
-from .errors import NstError, NstRuntimeError
-from .events import StepEvent
-from .images import check_writable
-from .layers import parse_layers
-from .progress import ItemProgress, ProgressBar
-from .runner import IntermediateSaver, Run, run
-from .samples import STYLE_SAMPLES, sample_path
-from .video import MODES, FrameEvent, VideoOptions, VideoRun, WorkFolder, stylize_video
+from nst.errors import NstError, NstRuntimeError
+from nst.events import StepEvent
+from nst.files.images import check_writable
+from nst.jobs.batch import BatchReport, ImageEvent, run_batch
+from nst.jobs.runner import IntermediateSaver, Run, run
+from nst.jobs.video import MODES, FrameEvent, VideoOptions, VideoRun, WorkFolder, stylize_video
+from nst.layers import parse_layers
+from nst.samples import STYLE_SAMPLES, sample_path
 
 DEFAULTS = Config()
 

@@ -16,15 +16,15 @@ from typing import Any
 import torch
 from PIL import Image
 
-from . import __version__
-from .color import luminance, match_colors, matched_luminance, with_content_chroma
-from .config import Config
-from .engine import stylize
-from .errors import NstError
-from .events import Result, StepCallback, StepEvent
-from .features import extractor_for
-from .images import check_pixels, load_image, resize_longest, save_image, to_tensor
-from .masks import masks_from_images
+from nst import __version__
+from nst.config import Config
+from nst.core.color import luminance, match_colors, matched_luminance, with_content_chroma
+from nst.core.engine import stylize
+from nst.core.features import extractor_for
+from nst.core.masks import masks_from_images
+from nst.errors import NstError
+from nst.events import Result, StepCallback, StepEvent
+from nst.files.images import check_pixels, load_image, resize_longest, save_image, to_tensor
 
 ImageInput = str | Path | Image.Image
 

@@ -14,11 +14,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .errors import NstError
-from .samples import CONTENT_SAMPLES, STYLE_SAMPLES, sample_path
-from .studies import StudyPlan
-from .sweeps import PRESETS, Axis, Inputs, Sweep, axis, params_preset, sliding_windows
+from nst.config import Config
+from nst.errors import NstError
+from nst.jobs.studies import StudyPlan
+from nst.plans.sweeps import PRESETS, Axis, Inputs, Sweep, axis, params_preset, sliding_windows
+from nst.samples import CONTENT_SAMPLES, STYLE_SAMPLES, sample_path
 
 # Each part of the study (a TOML table) runs these presets, in this order.
 PARTS: dict[str, tuple[str, ...]] = {

@@ -12,14 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from .config import Config
-from .errors import NstError, NstRuntimeError
-from .events import Result, StepCallback, StepEvent
-from .features import FeatureExtractor
-from .images import size_to_fit
-from .lbfgs import BatchLBFGS
-from .losses import content_loss, range_penalty, tv_loss
-from .targets import LayerTarget, build_style_targets
+from nst.config import Config
+from nst.core.features import FeatureExtractor
+from nst.core.lbfgs import BatchLBFGS
+from nst.core.losses import content_loss, range_penalty, tv_loss
+from nst.core.targets import LayerTarget, build_style_targets
+from nst.errors import NstError, NstRuntimeError
+from nst.events import Result, StepCallback, StepEvent
+from nst.files.images import size_to_fit
 
 # Noise lives in the network's normalized input space (a standard normal there),
 # which in RGB [0, 1] is the ImageNet mean plus std-scaled Gaussian noise.

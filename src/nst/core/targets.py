@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import STYLE_LOSSES
-from .errors import NstError
-from .features import FeatureExtractor
-from .losses import gram_matrix, mean_covariance, meancov_loss, psd_sqrt, style_loss
+from nst.config import STYLE_LOSSES
+from nst.core.features import FeatureExtractor
+from nst.core.losses import gram_matrix, mean_covariance, meancov_loss, psd_sqrt, style_loss
+from nst.errors import NstError
 
 # For the same content and style the W2 distance is about 2.5e4 times the Gram
 # loss on our feature scale (conv_1..conv_5 at 256 px, tubingen against

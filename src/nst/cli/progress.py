@@ -7,7 +7,7 @@ import time
 
 from tqdm import tqdm
 
-from .events import StepEvent
+from nst.events import StepEvent
 
 REDRAW_INTERVAL_S = 0.25
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from .images import load_image, save_image
+from nst.files.images import load_image, save_image
 
 THUMB = 160  # longest side of each small picture, pixels
 COLUMNS = 4  # pairs per row

@@ -14,14 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .errors import NstError
-from .events import StepEvent
-from .progress import ProgressBar
-from .report import duration
-from .studies import REPORT_NAME, StudyPlan, run_study
-from .study_config import load_study
-from .sweeps import PRESETS, Inputs, RunSpec, Sweep, axis, parse_param, sliding_windows
+from nst.cli.progress import ProgressBar
+from nst.config import Config
+from nst.errors import NstError
+from nst.events import StepEvent
+from nst.files.report import duration
+from nst.jobs.studies import REPORT_NAME, StudyPlan, run_study
+from nst.plans.study_config import load_study
+from nst.plans.sweeps import PRESETS, Inputs, RunSpec, Sweep, axis, parse_param, sliding_windows
 
 COMMANDS = ("sweep", "study")
 # Options of `nst transfer` that `nst sweep` does not take over.

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .contact_sheet import write_contact_sheets
-from .errors import NstError, NstRuntimeError
-from .events import StepCallback
-from .images import OUTPUT_FORMATS, load_image, read_metadata
-from .resume import picture_settings
-from .runner import run, select_device
+from nst.config import Config
+from nst.errors import NstError, NstRuntimeError
+from nst.events import StepCallback
+from nst.files.contact_sheet import write_contact_sheets
+from nst.files.images import OUTPUT_FORMATS, load_image, read_metadata
+from nst.jobs.resume import picture_settings
+from nst.jobs.runner import run, select_device
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SHEET_NAME = "index.jpg"
