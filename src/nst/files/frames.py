@@ -21,7 +21,8 @@ import av
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from nst.errors import NstError
-from nst.files.images import atomic_path, load_image
+from nst.files.atomic import atomic_path
+from nst.files.images import load_image
 
 # Containers nst writes, by extension: (video codec, its options, audio codec).
 VIDEO_FORMATS: dict[str, tuple[str, dict[str, str], str]] = {

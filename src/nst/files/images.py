@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ from torch import Tensor
 
 from nst.config import DEFAULT_MAX_PIXELS
 from nst.errors import NstError
+from nst.files.atomic import atomic_path
 
 # Formats nst writes, by file extension (Pillow format name).
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -135,27 +133,6 @@ def check_writable(path: str | Path) -> Path:
     except OSError as error:
         raise NstError(f"output folder is not writable: {folder} ({error.strerror})") from error
     return path
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary name beside `path`; rename it to `path` only on success,
-    so an output file is either complete or absent."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        yield Path(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from others
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def sidecar_path(path: Path) -> Path:

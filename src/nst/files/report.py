@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from nst.files.images import atomic_path
+from nst.files.atomic import atomic_path
 
 SECTIONS = {
     "reconstruction": ("Content reconstruction",

@@ -35,8 +35,9 @@ from nst.core.engine import build_objective
 from nst.core.features import extractor_for
 from nst.errors import NstError
 from nst.events import StepEvent
+from nst.files.atomic import atomic_path
 from nst.files.grid import Cell, grid_image, wrap
-from nst.files.images import atomic_path, read_metadata, save_image, to_tensor
+from nst.files.images import read_metadata, save_image, to_tensor
 from nst.files.report import caption_stats, write_report
 from nst.jobs.runner import run, select_device
 from nst.plans.sweeps import RunSpec, Sweep
