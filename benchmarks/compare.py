@@ -90,12 +90,13 @@ def sync(device: str) -> None:
 
 def work_nst(args: argparse.Namespace, precision: str | None = "fp32") -> dict:
     from nst import run
-    from nst.core.engine import scale_schedule
+    from nst.core.geometry import scale_schedule
 
     config = nst_config(args.steps, args.device, precision).replace(size=args.size)
     if args.target is not None:  # --quality: nst's defaults, coarse-to-fine
         config = config.replace(precision=None, scales=None, start_size=args.start_size)
-    last_scale = len(scale_schedule(args.size, config.start_size, args.steps, config.scales)) - 1
+    # The number of scales depends on the longest side only.
+    last_scale = len(scale_schedule(args.size, args.size, config.start_size, args.steps, config.scales)) - 1
     times: list[float] = []
     reached: dict[str, float] = {}
     start = last = time.perf_counter()

@@ -20,7 +20,7 @@ import torch
 
 from nst import Config
 from nst.config import CPU_DEFAULT_STEPS, DEFAULT_START_SIZE
-from nst.core.engine import scale_schedule
+from nst.core.geometry import scale_schedule
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 
@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=Path("highres.png"))
     parser.add_argument("extra", nargs="*", help="more nst transfer options (after --)")
     args = parser.parse_args(argv)
-    schedule = scale_schedule(args.size, args.start_size, args.steps)
-    print("schedule (longest side: steps):", ", ".join(f"{side}: {steps}" for side, steps in schedule))
+    schedule = scale_schedule(args.size, args.size, args.start_size, args.steps, None)
+    print("schedule (longest side: steps):", ", ".join(f"{s.side}: {s.steps}" for s in schedule))
     defaults = Config().resolved("cuda" if torch.cuda.is_available() else "cpu")
     print(f"default precision here: {defaults.precision}"
           f"{' (channels_last)' if defaults.channels_last else ''}; --precision in extra overrides it")

@@ -16,9 +16,9 @@ from nst.core.engine import (
     build_objective,
     optimize,
     resize_image,
-    scale_schedule,
 )
 from nst.core.features import build_extractor
+from nst.core.geometry import scale_schedule
 from nst.core.losses import gram_matrix, mean_covariance, meancov_loss, psd_sqrt
 from nst.core.masks import masks_from_images
 from nst.core.targets import style_statistics
@@ -44,15 +44,17 @@ def test_resizing_between_scales_keeps_a_constant_image_constant():
 
 
 def test_scale_schedule_grows_by_sqrt2_and_spends_most_steps_coarse():
-    schedule = scale_schedule(2048, 256, 300)
-    sides = [side for side, _ in schedule]
+    schedule = scale_schedule(2048, 1024, 256, 300, None)
+    sides = [scale.side for scale in schedule]
     assert sides[0] == 256 and sides[-1] == 2048 and len(sides) == 7
+    assert [(scale.width, scale.height) for scale in schedule[::3]] == [(256, 128), (724, 362), (2048, 1024)]
     ratios = [b / a for a, b in zip(sides, sides[1:], strict=False)]
     assert all(abs(r - 2**0.5) < 0.01 for r in ratios)
-    assert [steps for _, steps in schedule] == [300, 150, 75, 50, 50, 50, 50]
-    assert scale_schedule(200, 256, 100) == [(200, 100)]  # below the start size: one scale
-    assert scale_schedule(1024, 256, 100, scales=1) == [(1024, 100)]
-    assert [side for side, _ in scale_schedule(1024, 256, 100, scales=3)] == [256, 512, 1024]
+    assert [scale.steps for scale in schedule] == [300, 150, 75, 50, 50, 50, 50]
+    one = [(scale.side, scale.steps) for scale in scale_schedule(200, 150, 256, 100, None)]
+    assert one == [(200, 100)]  # below the start size: one scale
+    assert [(s.side, s.steps) for s in scale_schedule(1024, 1024, 256, 100, scales=1)] == [(1024, 100)]
+    assert [s.side for s in scale_schedule(1024, 512, 256, 100, scales=3)] == [256, 512, 1024]
 
 
 def test_coarse_to_fine_run_reports_each_scale_and_ends_at_full_size(content_path, style_path):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,6 +61,13 @@ GPU_DEFAULT_STEPS = 500
 # steps (tubingen + starry_night, 128 px) and within 1% of L-BFGS.
 DEFAULT_LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.1}
 DEFAULT_MAX_PIXELS = 40_000_000
+# Bounds that keep every later computation an ordinary number: torch's random
+# generators take seeds in 0..2**64-1; no image side gets near a million pixels
+# (the pixel limit refuses far smaller ones) and no run near 100 scales, but a
+# side of 10**400 would overflow float arithmetic before the pixel check.
+MAX_SEED = 2**64 - 1
+MAX_SIDE = 1_000_000
+MAX_SCALES = 100
 # Coarse-to-fine starts here (longest side, pixels): small enough that the first
 # scale is cheap, large enough for VGG's deepest style layers to see structure.
 DEFAULT_START_SIZE = 128
@@ -85,6 +94,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 def _check_number(name: str, value: float, *, positive: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise NstError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, int) and abs(value) > sys.float_info.max:
+        raise NstError(f"{name} must be finite, got {_shown(value)}")
     if not math.isfinite(value):
         raise NstError(f"{name} must be finite, got {value!r}")
     if positive and value <= 0:
@@ -93,13 +104,24 @@ def _check_number(name: str, value: float, *, positive: bool = False) -> None:
         raise NstError(f"{name} must not be negative, got {value!r}")
 
 
-def _check_int(name: str, value: int | None, *, minimum: int) -> None:
+def _shown(value: int) -> str:
+    """An integer for a message; Python refuses to print one of over 4300 digits."""
+    if value.bit_length() <= 128:
+        return f"{value:,}"
+    return f"an integer of about {int(value.bit_length() * math.log10(2))} digits"
+
+
+def _check_int(
+    name: str, value: int | None, *, minimum: int, maximum: int | None = None, why: str = ""
+) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int):
         raise NstError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
-        raise NstError(f"{name} must be at least {minimum}, got {value}")
+        raise NstError(f"{name} must be at least {minimum}, got {_shown(value)}")
+    if maximum is not None and value > maximum:
+        raise NstError(f"{name} must be at most {maximum:,}{why}, got {_shown(value)}")
 
 
 @dataclass(frozen=True)
@@ -188,10 +210,12 @@ class Config:
         self._check_layer_weights("style", self.style_layers, self.style_layer_weights)
         _check_int("steps", self.steps, minimum=1)
         _check_int("history-size", self.history_size, minimum=1)
-        for name in ("size", "style_size", "width", "height", "scales", "start_size"):
-            _check_int(name.replace("_", "-"), getattr(self, name), minimum=1)
+        for name in ("size", "style_size", "width", "height", "start_size"):
+            _check_int(name.replace("_", "-"), getattr(self, name), minimum=1, maximum=MAX_SIDE)
+        _check_int("scales", self.scales, minimum=1, maximum=MAX_SCALES)
         _check_int("max-pixels", self.max_pixels, minimum=1)
-        _check_int("seed", self.seed, minimum=0)
+        _check_int("seed", self.seed, minimum=0, maximum=MAX_SEED,
+                   why=" (2**64-1: torch's random generators take no more)")
         if self.task == "reconstruct" and not self.content_layers:
             raise NstError("reconstruct needs a content layer")
         if self.task == "texture" and not self.style_layers:
@@ -244,6 +268,16 @@ class Config:
         if device_type == "cpu" and self.task == "transfer" and cpu_has_native_bf16():
             return "bf16"
         return "fp32"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        """The inverse of to_dict (lists become tuples); NstError for unknown keys or bad values."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise NstError(f"unknown config keys: {', '.join(unknown)}")
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (tuples become lists)."""

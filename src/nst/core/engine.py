@@ -14,12 +14,12 @@ from torch import Tensor
 
 from nst.config import Config
 from nst.core.features import FeatureExtractor
+from nst.core.geometry import run_scales, shrink_size
 from nst.core.lbfgs import BatchLBFGS
 from nst.core.losses import content_loss, range_penalty, tv_loss
 from nst.core.targets import LayerTarget, build_style_targets
 from nst.errors import NstError, NstRuntimeError
 from nst.events import Result, StepCallback, StepEvent
-from nst.files.images import size_to_fit
 
 # Noise lives in the network's normalized input space (a standard normal there),
 # which in RGB [0, 1] is the ImageNet mean plus std-scaled Gaussian noise.
@@ -236,7 +236,7 @@ def optimize(
         loss = terms["total"].sum()
         if use_lbfgs:
             loss = loss + RANGE_PENALTY_WEIGHT * range_penalty(image)
-        loss.backward()
+        torch.autograd.backward(loss)
         last.update({name: value.detach() for name, value in terms.items()})
         return loss
 
@@ -245,7 +245,11 @@ def optimize(
     for step in range(1, steps + 1):
         # L-BFGS evaluates the image before it moves it: remember that image.
         evaluated = image.detach().clone() if use_lbfgs else None
-        optimizer.step(closure)
+        if isinstance(optimizer, BatchLBFGS):
+            optimizer.step(closure)
+        else:  # Adam needs one gradient per step: evaluate, then step
+            closure()
+            optimizer.step()
         if not use_lbfgs:
             with torch.no_grad():
                 image.clamp_(0, 1)
@@ -311,28 +315,6 @@ class IterateAverage:
         return (self.sum / (1 - self.decay**self.count)).clamp(0, 1)
 
 
-def scale_schedule(
-    size: int, start_size: int, steps: int, scales: int | None = None
-) -> list[tuple[int, int]]:
-    """(longest side, iterations) per scale of a coarse-to-fine run, coarsest first.
-
-    The sides grow geometrically from `start_size` to `size`, by about sqrt(2)
-    per scale unless `scales` fixes their number (1: a single scale at `size`).
-    The coarsest scale gets `steps` iterations, each finer one half of the one
-    before but at least a sixth of `steps`: coarse iterations are cheap and fix
-    the large structure, fine ones only add detail to an upsampled, nearly
-    converged image.
-    """
-    if scales is None:
-        ratio = size / start_size
-        scales = 1 if ratio <= 1 else 1 + math.ceil(math.log(ratio) / math.log(math.sqrt(2)) - 1e-9)
-    if scales <= 1 or start_size >= size:
-        return [(size, steps)]
-    sides = [round(start_size * (size / start_size) ** (index / (scales - 1))) for index in range(scales)]
-    floor = max(1, steps // 6)
-    return [(side, max(floor, steps >> index)) for index, side in enumerate(sides)]
-
-
 def resize_image(image: Tensor, height: int, width: int) -> Tensor:
     """Resize (B, C, h, w) in [0, 1] (an image, or masks) to (height, width):
     bicubic, antialiased when it shrinks, clamped back into [0, 1]."""
@@ -347,7 +329,7 @@ def resize_image(image: Tensor, height: int, width: int) -> Tensor:
 def _shrink(image: Tensor, factor: float) -> Tensor:
     """(B, C, H, W) resized by `factor`, aspect kept."""
     height, width = image.shape[-2:]
-    new_width, new_height = size_to_fit(width, height, round(max(height, width) * factor))
+    new_width, new_height = shrink_size(width, height, factor)
     return resize_image(image, new_height, new_width)
 
 
@@ -361,7 +343,7 @@ def stylize(
     init: Tensor | None = None,
     on_step: StepCallback | None = None,
 ) -> Result:
-    """Coarse-to-fine optimization for a resolved config (see scale_schedule).
+    """Coarse-to-fine optimization for a resolved config (see geometry.run_scales).
 
     canvas (1, 3, H, W): the output's shape at full size (for a transfer, the
     content image itself); content: the content image at full size or None;
@@ -374,14 +356,17 @@ def stylize(
     """
     assert config.size is not None and config.steps is not None
     height, width = canvas.shape[-2:]
-    schedule = scale_schedule(max(height, width), config.start_size, config.steps, config.scales)
+    # The scales follow the network this run computes: no scale may shrink the
+    # image (or a style) below the side its poolings need.
+    style_sizes = [(style.shape[-1], style.shape[-2]) for style in styles]
+    schedule = run_scales(config, width, height, style_sizes, extractor.layers)
     image: Tensor | None = None
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     result: Result | None = None
-    for index, (side, steps) in enumerate(schedule):
-        scale_width, scale_height = size_to_fit(width, height, side)
-        factor = side / max(height, width)
+    for index, scale in enumerate(schedule):
+        scale_width, scale_height = scale.width, scale.height
+        factor = scale.side / max(height, width)
         scale_content = resize_image(content, scale_height, scale_width) if content is not None else None
         scale_styles = [_shrink(style, factor) for style in styles]
         scale_masks = resize_image(masks, scale_height, scale_width) if masks is not None else None
@@ -395,10 +380,10 @@ def stylize(
             start = init_image(str(config.init), base, config.alpha, config.seed)
         if config.normalize_gradients:
             balance_style_layers(objective, start)
-        result = optimize(objective, start, config.replace(steps=steps), on_step, index)
+        result = optimize(objective, start, config.replace(steps=scale.steps), on_step, index)
         image = result.image.to(canvas.device)
         history += result.history
     assert result is not None
-    total_steps = sum(steps for _, steps in schedule)
+    total_steps = sum(scale.steps for scale in schedule)
     return Result(result.image, result.losses, time.perf_counter() - started, total_steps, history,
                   result.image_losses)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import urllib.error
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nst.config import Config
+from nst.core.geometry import used_layers
 from nst.errors import NstError
 from nst.layers import CONV_CHANNELS, LAYERS, POOL_AFTER, block_names, canonical_name, parse_layers
 
@@ -62,7 +65,9 @@ def _expected_shapes() -> list[tuple[int, int]]:
 
 
 def _check_shapes(params: ConvParams, origin: str) -> ConvParams:
-    for index, ((weight, bias), (out_ch, in_ch)) in enumerate(zip(params, _expected_shapes()), 1):
+    # `params` may stop early (only as deep as a run needs): zip stops with it.
+    shapes = zip(params, _expected_shapes(), strict=False)
+    for index, ((weight, bias), (out_ch, in_ch)) in enumerate(shapes, 1):
         if tuple(weight.shape) != (out_ch, in_ch, 3, 3) or tuple(bias.shape) != (out_ch,):
             raise NstError(
                 f"{origin}: conv_{index} has weight {tuple(weight.shape)} and bias "
@@ -104,14 +109,31 @@ def load_caffe(path: Path | None = None, depth: int = len(CONV_CHANNELS)) -> Con
 
 def _torch_load(path: Path) -> Mapping[str, Tensor]:
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        # torch warns (on two lines) about pickles it is about to refuse; the
+        # refusal below says all the user needs.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            blob = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as error:
         raise NstError(f"weights file not found: {path}") from error
     except Exception as error:  # noqa: BLE001  (pickle, zip and format errors alike)
-        raise NstError(f"cannot read weights file {path}: {error}".splitlines()[0]) from error
+        raise NstError(_unreadable(path, error)) from error
     if not isinstance(blob, Mapping):
         raise NstError(f"{path}: expected a state dict, found {type(blob).__name__}")
     return blob
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """One line for a weights file torch would not load with weights_only=True."""
+    if "Weights only load failed" in str(error):
+        reason = "it pickles objects other than tensors, which nst never unpickles"
+    else:
+        # torch's texts run to paragraphs with terminal colour codes: keep the first sentence.
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+        first = text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(error).__name__
+        reason = f"not a file torch can read ({first})"
+    return (f"cannot read weights file {path}: {reason}; nst needs a plain state dict "
+            "(.pth saved with torch.save(state_dict)) or .safetensors")
 
 
 def _from_state_dict(state: Mapping[str, Tensor], origin: str) -> ConvParams:
@@ -158,10 +180,11 @@ def load_file(path: Path) -> ConvParams:
             from safetensors.torch import load_file as load_safetensors  # noqa: PLC0415
         except ImportError as error:
             raise NstError("reading .safetensors needs: pip install safetensors") from error
+        state: Mapping[str, Tensor]
         try:
             state = load_safetensors(str(path))
         except Exception as error:  # noqa: BLE001
-            raise NstError(f"cannot read weights file {path}: {error}") from error
+            raise NstError(f"cannot read weights file {path}: {error}".splitlines()[0]) from error
     else:
         state = _torch_load(path)
     return _from_state_dict(state, str(path))
@@ -193,6 +216,9 @@ class FeatureExtractor(nn.Module):
     bf16, see config.PRECISIONS), so the losses keep their accuracy.
     """
 
+    mean: Tensor  # buffers (see __init__), typed for the arithmetic in forward
+    input_gain: Tensor
+
     def __init__(
         self,
         params: ConvParams,
@@ -216,8 +242,8 @@ class FeatureExtractor(nn.Module):
             raise NstError(f"the weights hold {len(params)} convolutions; conv_{self.depth} is needed")
         self.convs = nn.ModuleList()
         for index, (weight, bias) in enumerate(params[: self.depth]):
-            # skip_init: the weights are set below, so do not draw random ones first.
-            conv = torch.nn.utils.skip_init(nn.Conv2d, weight.shape[1], weight.shape[0], 3, padding=1)
+            # On the meta device: the weights are set below, so draw no random ones first.
+            conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, device="meta")
             if index == 0 and convention.bgr:
                 # Fold the RGB->BGR swap into the first convolution's input channels.
                 weight = weight.flip(1)
@@ -296,6 +322,9 @@ def build_extractor(
 
 def extractor_for(config: Config) -> FeatureExtractor:
     """The extractor a config's layers, weights, pooling and arithmetic ask for
-    (on the CPU; move it with .to(device))."""
-    return build_extractor(config.content_layers + config.style_layers, config.weights,
-                           config.pooling, config.precision or "fp32", bool(config.channels_last))
+    (on the CPU; move it with .to(device)). It computes only the layers the run
+    weighs (geometry.used_layers), so it runs no deeper than the objective needs
+    and its depth is the one geometry plans the image sizes for."""
+    layers = used_layers(config, config.task != "texture", config.task != "reconstruct")
+    return build_extractor(layers, config.weights, config.pooling, config.precision or "fp32",
+                           bool(config.channels_last))

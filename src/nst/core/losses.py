@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -48,8 +49,11 @@ def mean_covariance(features: Tensor, mask: Tensor | None = None) -> tuple[Tenso
 
 def psd_sqrt(matrix: Tensor) -> Tensor:
     """Square root of symmetric positive semi-definite matrices (B, C, C)."""
-    values, vectors = torch.linalg.eigh(matrix)
-    return vectors @ torch.diag_embed(values.clamp_min(0).sqrt()) @ vectors.transpose(-1, -2)
+    values: Tensor
+    vectors: Tensor
+    values, vectors = torch.linalg.eigh(matrix)  # torch.linalg is untyped: name the types
+    root: Tensor = vectors @ torch.diag_embed(values.clamp_min(0).sqrt()) @ vectors.transpose(-1, -2)
+    return root
 
 
 def meancov_loss(features: Tensor, target_mean: Tensor, target_cov_sqrt: Tensor,
@@ -69,7 +73,7 @@ def meancov_loss(features: Tensor, target_mean: Tensor, target_cov_sqrt: Tensor,
     # clamped away from 0, where sqrt's gradient is infinite.
     product = target_cov_sqrt @ cov @ target_cov_sqrt
     product = (product + product.transpose(-1, -2)) / 2
-    eigenvalues = torch.linalg.eigvalsh(product).clamp_min(1e-12)
+    eigenvalues: Tensor = torch.linalg.eigvalsh(product).clamp_min(1e-12)
     target_trace = (target_cov_sqrt**2).sum(dim=(-1, -2))
     trace_term = cov.diagonal(dim1=-2, dim2=-1).sum(-1) + target_trace - 2 * eigenvalues.sqrt().sum(-1)
     distance = ((mean - target_mean) ** 2).sum(-1) + trace_term
@@ -85,7 +89,7 @@ def style_loss(features: Tensor, target_gram: Tensor, mask: Tensor | None = None
     """Mean squared error between the Gram matrix of `features` (B, C, H, W)
     (of its masked region, if `mask` is given) and a target Gram matrix (B or 1, C, C)."""
     if mask is None:
-        return _GramDistance.apply(features, target_gram.detach())  # type: ignore[no-any-return]
+        return _gram_distance(features, target_gram.detach())
     return torch.mean((gram_matrix(features, mask) - target_gram) ** 2)
 
 
@@ -146,3 +150,7 @@ def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
     padded = F.pad(image, (radius, radius, radius, radius), mode="replicate")
     rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
     return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+# torch types Function.apply loosely; this is what it computes here.
+_gram_distance: Callable[[Tensor, Tensor], Tensor] = _GramDistance.apply

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
-from torch import Tensor
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from nst.config import DEFAULT_MAX_PIXELS
+from nst.core.geometry import check_pixels as check_pixels
+from nst.core.geometry import size_to_fit
 from nst.errors import NstError
 from nst.files.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+# torch and numpy are imported where tensors are made, so the command line can
+# check every input file before torch loads.
 
 # Formats nst writes, by file extension (Pillow format name).
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -23,53 +31,129 @@ OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP
 EMBEDS_METADATA = {"PNG"}
 METADATA_KEY = "nst"
 
+# EXIF orientation -> the transposition that makes the picture upright.
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+SWAPS_SIDES = frozenset({5, 6, 7, 8})
+EXIF_ORIENTATION = 0x0112
 
-def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open an image file, upright (EXIF orientation applied), fully decoded.
 
-    Returns mode 'RGB', or 'RGBA' when the file has transparency. Every failure
-    is an NstError that names the file.
-    """
+class _PillowLimit:
+    """Pillow refuses images over twice its MAX_IMAGE_PIXELS, one global. While
+    nst opens a file the global is raised to nst's own limit (never lowered), so
+    that --max-pixels, checked right after the header is read, decides; it is put
+    back when the last open in any thread ends."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active: list[int] = []
+        self.original: int | None = None
+
+    @contextmanager
+    def at_least(self, pixels: int) -> Iterator[None]:
+        with self.lock:
+            if not self.active:
+                self.original = Image.MAX_IMAGE_PIXELS
+            self.active.append(pixels)
+            self._apply()
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.active.remove(pixels)
+                self._apply()
+
+    def _apply(self) -> None:
+        if self.original is None or not self.active:
+            Image.MAX_IMAGE_PIXELS = self.original
+        else:
+            Image.MAX_IMAGE_PIXELS = max(self.original, *self.active)
+
+
+_PILLOW_LIMIT = _PillowLimit()
+
+
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise NstError(f"file not found: {path}")
     if path.is_dir():
         raise NstError(f"expected an image file, found a folder: {path}")
+    return path
+
+
+@contextmanager
+def _reading(path: Path, max_pixels: int) -> Iterator[None]:
+    """Pillow's failures on `path` as one-line NstErrors that name it."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _PILLOW_LIMIT.at_least(max_pixels):
             # Our own pixel limit replaces Pillow's decompression-bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            check_pixels(str(path), *image.size, max_pixels)
-            image.load()
-            image = ImageOps.exif_transpose(image)
+            yield
+    except NstError:
+        raise  # already one line (the pixel limit), not a decoding failure
     except UnidentifiedImageError as error:
         raise NstError(f"not an image file (or an unsupported format): {path}") from error
     except Image.DecompressionBombError as error:
-        raise NstError(f"{path}: image too large to open safely (raise --max-pixels)") from error
+        # Pillow's limit is at least twice ours here, so ours is the reason.
+        raise NstError(
+            f"{path}: over the limit of {max_pixels:,} pixels (raise it with --max-pixels)"
+        ) from error
     except PermissionError as error:
         raise NstError(f"cannot read {path}: permission denied") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise NstError(f"cannot decode {path} (truncated or corrupt?): {error}") from error
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    return image.convert("RGBA" if has_alpha else "RGB")
 
 
-def check_pixels(label: str, width: int, height: int, max_pixels: int) -> None:
-    """Refuse an image (input or output canvas) larger than the pixel limit."""
-    if width * height > max_pixels:
-        raise NstError(
-            f"{label}: {width}x{height} is {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (raise it with --max-pixels)"
+def _orientation(image: Image.Image) -> int:
+    """The EXIF (or XMP) orientation in the file's header, 1 when none. Pillow's
+    own getexif would decode a whole PNG to look for a late eXIf chunk; the base
+    one reads only what the header gave, so probing and loading agree."""
+    orientation = Image.Image.getexif(image).get(EXIF_ORIENTATION, 1)
+    return orientation if orientation in UPRIGHT else 1
+
+
+def _upright_size(image: Image.Image, orientation: int) -> tuple[int, int]:
+    width, height = image.size
+    return (height, width) if orientation in SWAPS_SIDES else (width, height)
+
+
+def probe_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of an image file as it will be seen (EXIF orientation
+    applied), from its header only: no pixel is decoded. Every failure is an
+    NstError that names the file, as in load_image."""
+    path = _existing(path)
+    with _reading(path, max_pixels), Image.open(path) as image:
+        size = _upright_size(image, _orientation(image))
+        check_pixels(str(path), *size, max_pixels)
+    return size
+
+
+def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image file, upright (EXIF orientation applied), fully decoded.
+
+    Returns mode 'RGB', or 'RGBA' when the file has transparency. Every failure
+    is an NstError that names the file; the header is checked (probe_image)
+    before any pixel is decoded.
+    """
+    path = _existing(path)
+    probe_image(path, max_pixels)
+    with _reading(path, max_pixels), Image.open(path) as opened:
+        orientation = _orientation(opened)
+        check_pixels(str(path), *opened.size, max_pixels)  # the file may have changed since the probe
+        opened.load()
+        image = opened.transpose(UPRIGHT[orientation]) if orientation in UPRIGHT else opened
+        has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+            image.mode == "P" and "transparency" in image.info
         )
-
-
-def size_to_fit(width: int, height: int, longest: int) -> tuple[int, int]:
-    """(width, height) scaled so the longest side is `longest`, aspect kept, each side >= 1."""
-    scale = longest / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
+        return image.convert("RGBA" if has_alpha else "RGB")
 
 
 def resize_longest(image: Image.Image, longest: int) -> Image.Image:
@@ -91,6 +175,9 @@ def flatten_alpha(image: Image.Image) -> Image.Image:
 
 def to_tensor(image: Image.Image) -> Tensor:
     """PIL RGB image -> (1, 3, H, W) float32 in [0, 1]."""
+    import numpy as np  # noqa: PLC0415  (see the note on imports above)
+    import torch  # noqa: PLC0415
+
     array = np.asarray(flatten_alpha(image), dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
@@ -173,7 +260,9 @@ def read_metadata(path: str | Path) -> dict[str, Any] | None:
     path = Path(path)
     sidecar = sidecar_path(path)
     if sidecar.exists():
-        return json.loads(sidecar.read_text())
+        stored: dict[str, Any] = json.loads(sidecar.read_text())
+        return stored
     with Image.open(path) as image:
         text = image.info.get(METADATA_KEY)
-    return json.loads(text) if text else None
+    embedded: dict[str, Any] | None = json.loads(text) if text else None
+    return embedded
