@@ -58,3 +58,23 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def overwrite_middle(path: Path, share: float = 0.125, seed: int = 0) -> Path:
+    """Replace `share` of the file's bytes, from its middle on, with random bytes:
+    a clip whose start still decodes."""
+    data = bytearray(path.read_bytes())
+    start, length = len(data) // 2, max(1, int(len(data) * share))
+    garbage = np.random.default_rng(seed).integers(0, 256, length, dtype=np.uint8)
+    data[start:start + length] = garbage.tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def truncated_png(image: Image.Image, path: Path) -> Path:
+    """A PNG whose header is intact (its size reads fine) but whose pixel data is cut
+    short, so it fails only when decoded."""
+    image.save(path, format="PNG")
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    return path

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clips import sliding_frames, write_mp4_with_audio
+from clips import overwrite_middle, sliding_frames, truncated_png, write_mp4_with_audio
 from nst.errors import NstError
 from nst.files.frames import (
     FOLDER_DEFAULT_FPS,
     check_output,
     open_clip,
     output_rate,
+    parse_fps,
     planned_frames,
     read_frames,
     write_clip,
@@ -141,3 +142,86 @@ def test_frame_folder_output_replaces_an_earlier_one(tmp_path: Path) -> None:
     write_clip(sliding_frames(count=2), out, Fraction(10))
     assert sorted(p.name for p in out.iterdir()) == ["frame_00001.png", "frame_00002.png"]
     assert [p.name for p in tmp_path.iterdir()] == ["frames"]  # no temporary folders left
+
+
+def _read_until_error(clip_path: Path) -> tuple[int, str]:
+    """How many frames read_frames gave before its NstError, and the message."""
+    frames = read_frames(open_clip(clip_path))
+    count = 0
+    with pytest.raises(NstError) as caught:
+        for _ in frames:
+            count += 1
+    return count, str(caught.value)
+
+
+def test_corrupt_frame_in_the_middle_of_a_folder_stops_with_a_hint(tmp_path: Path) -> None:
+    frames = sliding_frames(count=5)
+    for number, frame in enumerate(frames, start=1):
+        frame.save(tmp_path / f"{number:04d}.png")
+    truncated_png(frames[2], tmp_path / "0003.png")  # its header still reads: open_clip passes
+    count, message = _read_until_error(tmp_path)
+    assert count == 2  # the frames before it were given
+    assert "\n" not in message
+    assert message.startswith(f"cannot decode frame 3 of {tmp_path}: ")
+    assert "0003.png" in message and message.endswith("--max-frames 2 stops before it")
+    assert len(list(read_frames(open_clip(tmp_path), max_frames=2))) == 2  # the hint works
+
+
+def test_corrupt_video_in_the_middle_stops_with_a_hint(tmp_path: Path) -> None:
+    # Found so: H.264 in MP4 with garbage in the middle fails to demux (WebM and
+    # MKV of the same frames decode with artifacts instead, which is fine).
+    path = overwrite_middle(write_clip(sliding_frames(count=24), tmp_path / "clip.mp4", Fraction(10)))
+    count, message = _read_until_error(path)
+    assert 0 < count < 24
+    assert message == (f"cannot decode frame {count + 1} of {path}: invalid data found when processing "
+                       f"input; --max-frames {count} stops before it")
+    assert len(list(read_frames(open_clip(path), max_frames=count))) == count
+
+
+def test_corrupt_gif_in_the_middle_stops_with_a_hint(tmp_path: Path) -> None:
+    path = write_clip(sliding_frames(count=8), tmp_path / "clip.gif", Fraction(10))
+    path.write_bytes(path.read_bytes()[:path.stat().st_size * 5 // 8])  # cut inside a later frame
+    clip = open_clip(path)  # the scan tolerates the cut: --max-frames must be able to stop before it
+    assert clip.frame_count is None
+    count, message = _read_until_error(path)
+    assert 0 < count < 8
+    assert message.startswith(f"cannot decode frame {count + 1} of {path}: corrupt GIF data")
+    assert message.endswith(f"--max-frames {count} stops before it")
+    assert len(list(read_frames(clip, max_frames=count))) == count
+
+
+def test_gif_with_a_corrupt_first_frame_is_refused_at_once(tmp_path: Path) -> None:
+    path = write_clip(sliding_frames(count=2), tmp_path / "clip.gif", Fraction(10))
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 4])
+    with pytest.raises(NstError, match="cannot read GIF .*clip.gif: not a GIF or corrupt"):
+        open_clip(path)
+
+
+@pytest.mark.parametrize("value", [1e300, float("inf"), float("-inf"), float("nan"), 0, -5, 1000.5, 1e-300,
+                                   "1e300", "inf"])
+def test_absurd_frame_rates_are_refused_in_one_line(value: float | str) -> None:
+    with pytest.raises(NstError, match=r"^fps must be between 0\.001 and 1000, got \S+$"):
+        parse_fps(value)
+
+
+def test_frame_rates_at_the_limits_are_taken() -> None:
+    assert parse_fps(1000) == 1000
+    assert parse_fps("0.001") == Fraction(1, 1000)
+    assert parse_fps("29.97") == Fraction(2997, 100)
+    with pytest.raises(NstError, match="fps must be a number, got 'fast'"):
+        parse_fps("fast")
+
+
+def test_extreme_rates_plan_and_write_without_overflow(tmp_path: Path) -> None:
+    frames = sliding_frames(count=3)
+    slow, fast = parse_fps(0.001), parse_fps(1000)
+    gif = open_clip(write_clip(frames, tmp_path / "slow.gif", slow))  # delays past 655 s are capped
+    assert gif.frame_count == 3
+    video = open_clip(write_clip(frames, tmp_path / "fast.mp4", fast))
+    assert video.fps == 1000
+    assert planned_frames(video, slow, None) == 1  # the first frame is always kept
+    assert output_rate(video, slow) == slow
+    assert len(list(read_frames(video, slow))) == 1
+    folder = open_clip(write_clip(frames, tmp_path / "frames", fast))
+    assert output_rate(folder, fast) == fast and planned_frames(folder, fast, 2) == 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,7 +20,7 @@ import av
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from nst.errors import NstError
-from nst.files.atomic import atomic_path
+from nst.files.atomic import atomic_path, temporary_folder
 from nst.files.images import load_image
 
 # Containers nst writes, by extension: (video codec, its options, audio codec).
@@ -41,6 +40,15 @@ FOLDER_DEFAULT_FPS = Fraction(24)
 GIF_DEFAULT_FRAME_MS = 100
 # Audio sample rates the encoders accept (Opus only runs at 48 kHz).
 AUDIO_RATES = {"libopus": 48000}
+# Frame rates nst takes: below 1/1000 fps an exact rate no longer fits the
+# denominators video containers use; above 1000 fps nothing plays it.
+MIN_FPS = Fraction(1, 1000)
+MAX_FPS = Fraction(1000)
+# GIF frame delays are 16-bit counts of 1/100 s.
+GIF_MAX_FRAME_MS = 655_350
+# What Pillow raises for a file it cannot decode (DecompressionBombError is none of the others).
+PILLOW_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+                 Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
@@ -62,14 +70,25 @@ def _natural_key(path: Path) -> list[Any]:
 
 
 def parse_fps(value: float | str | Fraction) -> Fraction:
-    """A frame rate as an exact fraction (29.97 -> 30000/1001)."""
+    """A frame rate as an exact fraction (denominator at most 1001), between MIN_FPS and MAX_FPS."""
     try:
-        fps = Fraction(str(value)).limit_denominator(1001)
+        exact = Fraction(str(value))
     except (ValueError, ZeroDivisionError):
-        raise NstError(f"fps must be a number, got {value!r}") from None
-    if fps <= 0:
-        raise NstError(f"fps must be greater than 0, got {value}")
-    return fps
+        exact = None
+    if exact is None or not MIN_FPS <= exact <= MAX_FPS:
+        if exact is None and not _is_float(value):
+            raise NstError(f"fps must be a number, got {value!r}")
+        # inf and nan land here too: Fraction refuses them.
+        raise NstError(f"fps must be between {float(MIN_FPS):g} and {float(MAX_FPS):g}, got {value}")
+    return exact.limit_denominator(1001)
+
+
+def _is_float(value: float | str | Fraction) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool)
 
 
 # ----------------------------------------------------------------- reading
@@ -115,26 +134,39 @@ def _image_size(path: Path) -> tuple[int, int]:
     """Width and height from the header only (upright, as load_image will give it)."""
     try:
         with Image.open(path) as image:
-            orientation = image.getexif().get(0x0112, 1)
             width, height = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            try:
+                orientation = image.getexif().get(0x0112, 1)
+            except PILLOW_ERRORS:
+                # Pillow decodes a whole PNG to find its EXIF: corrupt pixel data is
+                # left to read_frames, which --max-frames can stop before.
+                orientation = 1
+    except PILLOW_ERRORS as error:
         raise NstError(f"cannot read frame {path}: not an image or corrupt") from error
     # EXIF orientations 5-8 swap width and height.
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def _open_gif(path: Path) -> Clip:
+    durations: list[int] = []
+    complete = True
     try:
         with Image.open(path) as image:
-            durations = [frame.info.get("duration") or GIF_DEFAULT_FRAME_MS
-                         for frame in ImageSequence.Iterator(image)]
             size = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            image.load()  # a GIF whose first frame is corrupt is no clip at all
+            try:
+                for frame in ImageSequence.Iterator(image):
+                    durations.append(frame.info.get("duration") or GIF_DEFAULT_FRAME_MS)
+            except PILLOW_ERRORS:
+                # Seeking decodes each frame: a corrupt one stops the count here, and
+                # read_frames reports it once reached (--max-frames can stop before it).
+                complete = False
+    except PILLOW_ERRORS as error:
         raise NstError(f"cannot read GIF {path}: not a GIF or corrupt") from error
     if not durations:
         raise NstError(f"{path} has no frames")
     fps = Fraction(1000 * len(durations), sum(durations)).limit_denominator(1001)
-    return Clip(path, "gif", fps, size, len(durations))
+    return Clip(path, "gif", fps, size, len(durations) if complete else None)
 
 
 def _open_video(path: Path) -> Clip:
@@ -169,23 +201,58 @@ def _upright(frame: av.VideoFrame) -> Image.Image:
     return image.rotate(rotation, expand=True) if rotation else image
 
 
+class _Undecodable(Exception):
+    """Frame `number` (1-based, of the input) cannot be decoded, for `reason`."""
+
+    def __init__(self, number: int, reason: str) -> None:
+        super().__init__(number, reason)
+        self.number = number
+        self.reason = reason
+
+
 def _decode(clip: Clip) -> Iterator[Image.Image]:
+    """The clip's frames; a frame that fails to decode raises _Undecodable."""
     if clip.kind == "folder":
-        for file in clip.frame_files:
-            yield load_image(file).convert("RGB")
+        yield from _decode_folder(clip)
     elif clip.kind == "gif":
+        yield from _decode_gif(clip)
+    else:
+        yield from _decode_video(clip)
+
+
+def _decode_folder(clip: Clip) -> Iterator[Image.Image]:
+    for number, file in enumerate(clip.frame_files, start=1):
+        try:
+            picture = load_image(file)
+        except NstError as error:
+            raise _Undecodable(number, str(error)) from error
+        yield picture.convert("RGB")
+
+
+def _decode_gif(clip: Clip) -> Iterator[Image.Image]:
+    decoded = 0
+    try:
         with Image.open(clip.path) as gif:
             for picture in ImageSequence.Iterator(gif):
-                yield picture.convert("RGB")
-    else:
-        try:
-            with av.open(str(clip.path)) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                for frame in container.decode(stream):
-                    yield _upright(frame)
-        except av.FFmpegError as error:
-            raise NstError(f"cannot decode {clip.path}: {_reason(error)}") from error
+                frame = picture.convert("RGB")
+                decoded += 1
+                yield frame
+    except PILLOW_ERRORS as error:
+        raise _Undecodable(decoded + 1, f"corrupt GIF data ({error})") from error
+
+
+def _decode_video(clip: Clip) -> Iterator[Image.Image]:
+    decoded = 0
+    try:
+        with av.open(str(clip.path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                picture = _upright(frame)
+                decoded += 1
+                yield picture
+    except av.FFmpegError as error:
+        raise _Undecodable(decoded + 1, _reason(error)) from error
 
 
 def kept_frame_times(source_fps: Fraction, fps: Fraction) -> Iterator[bool]:
@@ -204,21 +271,41 @@ def kept_frame_times(source_fps: Fraction, fps: Fraction) -> Iterator[bool]:
 def read_frames(
     clip: Clip, fps: Fraction | None = None, max_frames: int | None = None
 ) -> Iterator[Image.Image]:
-    """The clip's frames (RGB), resampled to `fps` and cut after `max_frames`."""
+    """The clip's frames (RGB), resampled to `fps` and cut after `max_frames`.
+
+    A frame that cannot be decoded ends the frames with an NstError; those
+    before it have been yielded and stay valid."""
     keeps = kept_frame_times(clip.fps, fps) if fps is not None and fps != clip.fps else None
     count = 0
-    for frame in _decode(clip):
-        if keeps is not None and not next(keeps):
-            continue
-        if max_frames is not None and count >= max_frames:
-            return
-        if frame.size != clip.size:
-            raise NstError(
-                f"{clip.path}: frame {count + 1} is {frame.width}x{frame.height}, "
-                f"not {clip.size[0]}x{clip.size[1]} like the first"
-            )
-        count += 1
-        yield frame
+    if max_frames is not None and max_frames < 1:
+        return
+    try:
+        for frame in _decode(clip):
+            if keeps is not None and not next(keeps):
+                continue
+            if frame.size != clip.size:
+                raise NstError(
+                    f"{clip.path}: frame {count + 1} is {frame.width}x{frame.height}, "
+                    f"not {clip.size[0]}x{clip.size[1]} like the first"
+                )
+            count += 1
+            yield frame
+            # Stop before decoding more: the next frame may be the corrupt one.
+            if max_frames is not None and count >= max_frames:
+                return
+    except _Undecodable as error:
+        raise NstError(_undecodable_message(clip, error, count)) from error
+
+
+def _undecodable_message(clip: Clip, error: _Undecodable, good: int) -> str:
+    message = f"cannot decode frame {error.number} of {clip.path}: {_one_line(error.reason)}"
+    if good == 0:
+        return message
+    return f"{message}; --max-frames {good} stops before it"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def output_rate(clip: Clip, fps: Fraction | None) -> Fraction:
@@ -322,7 +409,7 @@ def write_clip(
 def _write_folder(frames: Iterable[Image.Image], path: Path) -> Path:
     if path.exists():
         _check_replaceable(path)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    staging = temporary_folder(path)
     try:
         count = 0
         for count, frame in enumerate(frames, start=1):
@@ -331,7 +418,7 @@ def _write_folder(frames: Iterable[Image.Image], path: Path) -> Path:
             raise NstError(f"no frames to write to {path}")
         if path.exists():
             # Swap in the new frames, then drop the old ones.
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
+            old = temporary_folder(path)
             os.replace(path, old / "frames")
             os.replace(staging, path)
             shutil.rmtree(old)
@@ -348,8 +435,9 @@ def _write_gif(frames: Iterable[Image.Image], path: Path, fps: Fraction) -> None
     first = next(iterator, None)
     if first is None:
         raise NstError(f"no frames to write to {path}")
-    first.save(path, format="GIF", save_all=True, append_images=iterator,
-               duration=round(1000 / fps), loop=0)
+    # A GIF cannot hold a frame longer than its 16-bit delay allows.
+    duration = min(round(1000 / fps), GIF_MAX_FRAME_MS)
+    first.save(path, format="GIF", save_all=True, append_images=iterator, duration=duration, loop=0)
 
 
 def _write_video(
