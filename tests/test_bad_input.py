@@ -105,7 +105,7 @@ def test_ctrl_c_leaves_no_output(tmp_path, capsys, content_path, style_path, mon
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run", interrupted)
+    monkeypatch.setattr("nst.jobs.runner.execute", interrupted)
     out = tmp_path / "out.png"
     code = cli.main(["transfer", str(content_path), str(style_path), "-o", str(out), *FAST])
     assert code == 130 and not out.exists()

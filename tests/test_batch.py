@@ -11,11 +11,18 @@ from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fix
 from nst.cli.app import main
 from nst.config import Config
 from nst.errors import NstError
+from nst.events import JobEvent
 from nst.files.contact_sheet import COLUMNS, ROWS_PER_SHEET, write_contact_sheets
 from nst.files.images import read_metadata
-from nst.jobs.batch import ImageEvent, plan, run_batch
+from nst.jobs.batch import plan, run_batch
+from nst.jobs.request import sha256_file
 
 CONFIG = Config(size=32, steps=5, device="cpu")
+
+
+def _jobs(events: list[JobEvent]):
+    """An event callback that keeps the job events."""
+    return lambda event: events.append(event) if isinstance(event, JobEvent) else None
 
 
 @pytest.fixture
@@ -32,28 +39,33 @@ def photos(tmp_path: Path) -> Path:
     return folder
 
 
-def test_batch_styles_readable_images_and_lists_the_rest(photos: Path, style_path: Path, tmp_path: Path) -> None:
+def test_batch_styles_readable_images_and_lists_the_rest(
+    photos: Path, style_path: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
-    events: list[ImageEvent] = []
-    report = run_batch(CONFIG, photos, [style_path], out, on_image=events.append)
+    events: list[JobEvent] = []
+    report = run_batch(CONFIG, photos, [style_path], out, on_event=_jobs(events))
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "index.jpg"]
     assert [item.label for item, _ in report.failed] == ["broken.jpg"]
     assert "not an image file" in report.failed[0][1]
-    assert [e.status for e in events] == ["done", "done", "failed"]
+    assert [e.status for e in events if e.status != "started"] == ["finished", "finished", "failed"]
     assert Image.open(out / "index.jpg").width > 300  # two pairs of thumbnails side by side
-    assert read_metadata(out / "a.png")["inputs"]["content"] == str((photos / "a.png").resolve())
+    assert read_metadata(out / "a.png")["inputs"][0] == {
+        "role": "content", "path": str(photos / "a.png"), "sha256": sha256_file(photos / "a.png")}
 
 
-def test_batch_resumes_without_redoing_finished_images(photos: Path, style_path: Path, tmp_path: Path) -> None:
+def test_batch_resumes_without_redoing_finished_images(
+    photos: Path, style_path: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     run_batch(CONFIG, photos, [style_path], out, recursive=True)
     assert (out / "more" / "c.png").exists()
     (out / "b.png").unlink()  # as if the first run had stopped before b
     made = {p: p.stat().st_mtime_ns for p in (out / "a.png", out / "more" / "c.png")}
-    events: list[ImageEvent] = []
-    report = run_batch(CONFIG, photos, [style_path], out, recursive=True, on_image=events.append)
-    assert {e.item.label: e.status for e in events} == {
-        "a.png": "skipped", "b.jpg": "done", "broken.jpg": "failed", "more/c.png": "skipped"}
+    events: list[JobEvent] = []
+    report = run_batch(CONFIG, photos, [style_path], out, recursive=True, on_event=_jobs(events))
+    assert {e.label: e.status for e in events if e.status != "started"} == {
+        "a.png": "skipped", "b.jpg": "finished", "broken.jpg": "failed", "more/c.png": "skipped"}
     assert all(p.stat().st_mtime_ns == t for p, t in made.items())
     assert len(report.done) == 1 and len(report.skipped) == 2
 
@@ -67,7 +79,7 @@ def test_outputs_of_other_settings_are_not_silently_replaced(
         run_batch(CONFIG, photos, [second_style_path], out)
     report = run_batch(CONFIG, photos, [second_style_path], out, overwrite=True)
     assert len(report.done) == 2
-    assert read_metadata(out / "a.png")["inputs"]["styles"] == [str(second_style_path.resolve())]
+    assert read_metadata(out / "a.png")["inputs"][1]["path"] == str(second_style_path)
 
 
 def test_clashing_names_get_their_extension(tmp_path: Path) -> None:

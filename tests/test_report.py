@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from nst.files.report import SECTIONS, duration, loss_curve, render
+from nst.results import StudyResults
 
 # CI sets this so a missing browser fails the suite instead of skipping the test.
 REQUIRE_BROWSER = os.environ.get("NST_REQUIRE_BROWSER") == "1"
 
 
-def _results(folder: Path) -> dict:
-    return json.loads((folder / "results.json").read_text())
+def _results(folder: Path) -> StudyResults:
+    return StudyResults.from_dict(json.loads((folder / "results.json").read_text()))
 
 
 def test_report_has_the_study_sections_in_order(mini_study: Path) -> None:
@@ -36,8 +37,10 @@ def test_report_has_the_study_sections_in_order(mini_study: Path) -> None:
 
 def test_report_escapes_text_from_the_study(mini_study: Path) -> None:
     results = _results(mini_study)
-    results["title"] = "<script>alert(1)</script>"
-    assert "<script>alert(1)" not in render(results)
+    results.title = "<script>alert(1)</script>"
+    results.sweeps[0].runs[0].label = "<img src=x onerror=alert(2)>"
+    page = render(results)
+    assert "<script>alert(1)" not in page and "<img src=x" not in page
 
 
 def test_loss_curve_is_an_svg_of_each_term_on_a_log_scale() -> None:

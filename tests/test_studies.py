@@ -26,6 +26,7 @@ from nst.plans.sweeps import (
     weights_preset,
     windows_preset,
 )
+from nst.results import StudyResults
 
 C, S1, S2 = Path("c.jpg"), Path("s1.jpg"), Path("s2.jpg")
 
@@ -152,45 +153,46 @@ def test_grid_labels_rows_and_columns() -> None:
 
 # ---------------------------------------------------------------- the miniature study
 
-def _results(folder: Path) -> dict:
-    return json.loads((folder / "results.json").read_text())
+def _results(folder: Path) -> StudyResults:
+    return StudyResults.from_dict(json.loads((folder / "results.json").read_text()))
 
 
 def test_mini_study_writes_every_image_grid_and_result(mini_study: Path) -> None:
     results = _results(mini_study)
-    sweeps = {s["name"]: s for s in results["sweeps"]}
+    sweeps = {s.name: s for s in results.sweeps}
     assert list(sweeps) == ["layers", "windows", "weights", "grid", "seeds-reconstruct", "seeds-texture",
                             "init", "alpha", "tv_weight"]
-    assert [len(s["runs"]) for s in sweeps.values()] == [2, 2, 4, 2, 2, 2, 2, 3, 2]
+    assert [len(s.runs) for s in sweeps.values()] == [2, 2, 4, 2, 2, 2, 2, 3, 2]
     for sweep in sweeps.values():
-        with Image.open(mini_study / sweep["grid"]) as grid:
+        assert sweep.grid is not None
+        with Image.open(mini_study / sweep.grid) as grid:
             assert grid.width > 128 and grid.height > 128
-        for run in sweep["runs"]:
-            with Image.open(mini_study / run["image"]) as image:
+        for run in sweep.runs:
+            with Image.open(mini_study / run.image) as image:
                 assert max(image.size) == 32
-            assert run["steps"] == 3 and len(run["history"]) == 3
-            assert all(math.isfinite(v) for v in run["losses"].values())
-            assert run["wall_time_s"] >= run["run_time_s"] > 0
-    assert sweeps["layers"]["runs"][1]["config"]["content_layers"] == ["conv_5"]
-    assert sweeps["alpha"]["runs"][2]["config"]["init"] == "blend"
-    assert sweeps["tv_weight"]["runs"][1]["losses"]["tv"] > 0
-    first = sweeps["weights"]["runs"][0]["params"]
+            assert run.record.steps == 3 and len(run.record.history) == 3
+            assert all(math.isfinite(v) for v in run.record.losses.values())
+            assert run.record.wall_time_s >= run.record.run_time_s > 0
+    assert sweeps["layers"].runs[1].record.config.content_layers == ("conv_5",)
+    assert sweeps["alpha"].runs[2].record.config.init == "blend"
+    assert sweeps["tv_weight"].runs[1].record.losses["tv"] > 0
+    first = sweeps["weights"].runs[0].params
     assert first["content_weight"] == 10.0 and Path(first["styles"][0]).stem == "starry_night"
     # The grid's runs equal the weight sweep's content weight 10 row: copied, not rerun.
-    assert [r["status"] for r in sweeps["grid"]["runs"]] == ["copied", "copied"]
-    assert results["runs"]["ran"] + results["runs"]["copied"] == 21
+    assert [r.status for r in sweeps["grid"].runs] == ["copied", "copied"]
+    assert results.count("ran") + results.count("copied") == 21
     assert (mini_study / "index.html").is_file()
 
 
 def test_seed_pairs_differ_in_pixels_but_match_in_statistics(mini_study: Path) -> None:
-    sweeps = {s["name"]: s for s in _results(mini_study)["sweeps"]}
+    sweeps = {s.name: s for s in _results(mini_study).sweeps}
     for name, term in (("seeds-reconstruct", "content"), ("seeds-texture", "style")):
-        (pair,) = sweeps[name]["comparisons"]
-        assert pair["term"] == term and pair["labels"] == ["seed 1", "seed 2"]
-        assert pair["pixel_difference"] > 5  # on the 0-255 scale
-        assert pair["loss_difference"] == pytest.approx(abs(pair["loss_a"] - pair["loss_b"]))
+        (pair,) = sweeps[name].comparisons
+        assert pair.term == term and pair.labels == ("seed 1", "seed 2")
+        assert pair.pixel_difference > 5  # on the 0-255 scale
+        assert pair.loss_difference == pytest.approx(abs(pair.loss_a - pair.loss_b))
         # Measured against each other, the two are far closer than noise is to the target.
-        assert 0 < pair["cross_loss"] < pair["start_loss"] / 2
+        assert pair.start_loss is not None and 0 < pair.cross_loss < pair.start_loss / 2
 
 
 def test_study_resumes_and_reruns_only_what_changed(mini_study: Path, tmp_path: Path,
@@ -209,9 +211,9 @@ def test_study_resumes_and_reruns_only_what_changed(mini_study: Path, tmp_path: 
     alpha = {p for p in images if p.parent.name == "alpha"}
     assert all(p.stat().st_mtime_ns == stamps[p] for p in images if p not in alpha)
     results = _results(mini_study)
-    statuses = {s["name"]: {r["status"] for r in s["runs"]} for s in results["sweeps"]}
+    statuses = {s.name: {r.status for r in s.runs} for s in results.sweeps}
     assert statuses["alpha"] == {"ran"} and statuses["layers"] == {"resumed"}
-    assert {r["steps"] for r in results["sweeps"][7]["runs"]} == {2}
+    assert {r.record.steps for r in results.sweeps[7].runs} == {2}
     assert "seed 1 vs seed 2: pixel difference" in capsys.readouterr().out
 
 
@@ -223,9 +225,8 @@ def test_sweep_command_runs_a_generic_sweep(tmp_path: Path, content_path: Path, 
     argv = ["sweep", "--content", str(content_path), "--style", str(style_path), "--size", "32",
             "--steps", "2", "--param", "content_weight=1,1e4", "-o", str(out), "-q"]
     assert main(argv) == 0
-    results = _results(out)
-    (sweep,) = results["sweeps"]
-    assert [r["config"]["content_weight"] for r in sweep["runs"]] == [1.0, 1e4]
+    (sweep,) = _results(out).sweeps
+    assert [r.record.config.content_weight for r in sweep.runs] == [1.0, 1e4]
     assert (out / "grids" / "params.png").is_file() and (out / "index.html").is_file()
 
 

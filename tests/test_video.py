@@ -11,8 +11,10 @@ from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fix
 from nst.cli.app import main
 from nst.config import Config
 from nst.errors import NstError
+from nst.events import JobEvent
 from nst.files.frames import open_clip, read_frames, write_clip
-from nst.jobs.video import FrameEvent, VideoOptions, WorkFolder, stylize_video
+from nst.jobs.video import WorkFolder, stylize_video
+from nst.jobs.video_request import VideoOptions
 
 CONFIG = Config(size=32, steps=16, seed=0, device="cpu")
 
@@ -45,19 +47,20 @@ def test_interrupted_run_resumes_from_the_last_finished_frame(
 ) -> None:
     output = tmp_path / "out.mp4"
 
-    def stop_after_two(event: FrameEvent) -> None:
-        if event.index == 1:
+    def stop_after_two(event: object) -> None:
+        if isinstance(event, JobEvent) and event.status == "finished" and event.index == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         stylize_video(CONFIG.replace(seed=None), VideoOptions(), clip_path, [style_path], output,
-                      on_frame=stop_after_two)
+                      on_event=stop_after_two)
     work = WorkFolder(output)
     assert not output.exists() and work.finished() == 2
-    events: list[FrameEvent] = []
+    events: list[object] = []
     done = stylize_video(CONFIG.replace(seed=None), VideoOptions(), clip_path, [style_path], output,
-                         on_frame=events.append)
-    assert [e.resumed for e in events] == [True, True, False, False]
+                         on_event=events.append)
+    ends = [e.status for e in events if isinstance(e, JobEvent) and e.status in ("skipped", "finished")]
+    assert ends == ["skipped", "skipped", "finished", "finished"]
     assert done.resumed == 2 and len(list(read_frames(open_clip(output)))) == 4
     assert not work.path.exists()
 
@@ -67,8 +70,8 @@ def test_changed_settings_do_not_mix_with_finished_frames(
 ) -> None:
     output = tmp_path / "out.gif"
     work = WorkFolder(output)
-    work.start({"input": "elsewhere.mp4"})
-    with pytest.raises(NstError, match="other settings .*input.*--restart"):
+    work.start({"request": {"inputs": [["content", "0" * 64]]}})
+    with pytest.raises(NstError, match="other settings .*request.*--restart"):
         stylize_video(CONFIG, VideoOptions(max_frames=2), clip_path, [style_path], output)
     done = stylize_video(CONFIG, VideoOptions(max_frames=2), clip_path, [style_path], output, restart=True)
     assert done.frames == 2 and done.resumed == 0
@@ -120,7 +123,7 @@ def test_bad_options_are_refused(clip_path: Path, style_path: Path, tmp_path: Pa
         VideoOptions(mode="smooth")
     with pytest.raises(NstError, match="frame-steps"):
         VideoOptions(frame_steps=0)
-    with pytest.raises(NstError, match="overwrite the input"):
+    with pytest.raises(NstError, match="is an input; nst never replaces its inputs"):
         stylize_video(CONFIG, VideoOptions(), clip_path, [style_path], clip_path)
 
 
@@ -134,7 +137,7 @@ def test_cli_interrupt_says_where_finished_frames_are(
         WorkFolder(output).path.mkdir()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("nst.cli.app.stylize_video", interrupted)
+    monkeypatch.setattr("nst.jobs.video.stylize_video", interrupted)
     status = main(["video", str(clip_path), str(style_path), "-o", str(output), "-q"])
     assert status == 130
     assert "run the same command again to resume" in capsys.readouterr().err

@@ -1,11 +1,19 @@
-"""What the engine reports: one StepEvent per iteration, one Result at the end."""
+"""The one event stream: the engine's StepEvents and the job layer's JobEvents.
+
+Every door (the CLI's progress bars today, a studio or a cluster driver next)
+consumes the same two event types through one callback, `EventCallback`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
-from torch import Tensor
+if TYPE_CHECKING:  # the events themselves must not load torch
+    from torch import Tensor
+
+    from nst.record import RunRecord
 
 
 @dataclass(frozen=True)
@@ -14,14 +22,34 @@ class StepEvent:
     'style', 'tv' where used) and 'total'; `image` is the current image
     (B, 3, H, W) in [0, 1], shared with the optimizer: copy it to keep it."""
 
-    step: int  # 1-based
-    total_steps: int
+    step: int  # 1-based within its scale
+    total_steps: int  # of this scale
     losses: dict[str, float]
     elapsed_s: float
     image: Tensor
     scale: int = 0  # index of the current scale in a coarse-to-fine run
 
 
+JobStatus = Literal["queued", "started", "finished", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """A job (one image of a batch, one frame of a video, one run of a study, a
+    single transfer) changed state. `index` is 0-based among `total` jobs of the
+    same command (None when the total is not known yet, as for some videos)."""
+
+    status: JobStatus
+    label: str  # what the job is: "photos/a.jpg", "frame 12", "layers conv_4"
+    index: int = 0
+    total: int | None = 1
+    elapsed_s: float = 0.0  # finished/failed: the job's wall time
+    message: str = ""  # failed: the error; skipped: why
+    record: RunRecord | None = field(default=None, repr=False)  # finished runs
+
+
+Event = StepEvent | JobEvent
+EventCallback = Callable[[Event], None]
 StepCallback = Callable[[StepEvent], None]
 
 
@@ -37,3 +65,22 @@ class Result:
     steps: int
     history: list[dict[str, float]] = field(default_factory=list)
     image_losses: list[dict[str, float]] = field(default_factory=list)
+
+
+def notify(callback: EventCallback | None, event: Event) -> None:
+    if callback is not None:
+        callback(event)
+
+
+def steps_only(callback: EventCallback | None) -> EventCallback | None:
+    """A step callback that passes StepEvents on and nothing else: for a door
+    that reports its own job events (with index and total) around a run."""
+    if callback is None:
+        return None
+    forward: EventCallback = callback
+
+    def steps(event: Event) -> None:
+        if isinstance(event, StepEvent):
+            forward(event)
+
+    return steps

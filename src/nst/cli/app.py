@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import torch
-
 from nst import __version__
-from nst.cli.progress import ItemProgress, ProgressBar
 from nst.cli.studies import COMMANDS as STUDY_COMMANDS
-from nst.cli.studies import add_study_commands, run_study_command
+from nst.cli.studies import add_study_commands, command_line, run_study_command
 from nst.config import (
     COLOR_MODES,
     DEFAULT_START_SIZE,
@@ -32,14 +29,14 @@ from nst.config import (
     Config,
     apply_preset,
 )
-from nst.errors import NstError, NstRuntimeError
-from nst.events import StepEvent
-from nst.files.images import check_writable
-from nst.jobs.batch import BatchReport, ImageEvent, run_batch
-from nst.jobs.runner import IntermediateSaver, Run, run
-from nst.jobs.video import MODES, FrameEvent, VideoOptions, VideoRun, WorkFolder, stylize_video
+from nst.errors import NstError, NstRuntimeError, allocation_failure
+from nst.events import Event, StepEvent
+from nst.jobs.video_request import MODES, VideoOptions, prepare_video
 from nst.layers import parse_layers
 from nst.samples import STYLE_SAMPLES, sample_path
+
+# Nothing above imports torch: --help and every refusal that needs no network
+# answer at once. The job layer (and torch) load inside the command handlers.
 
 DEFAULTS = Config()
 
@@ -211,13 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = commands.add_parser("reconstruct", help="reconstruct an image from one layer's features")
     rec.add_argument("content", type=Path, help="image to reconstruct")
-    rec.add_argument("--layer", default="conv_4", help="feature layer (default: conv_4)")
+    rec.add_argument("--content-layers", "--layer", dest="content_layers", default="conv_4", metavar="LAYER",
+                     help="the one feature layer to reconstruct from (default: conv_4; --layer is an alias)")
     _add_common(rec)
 
     tex = commands.add_parser("texture", help="synthesize a texture from Gram statistics")
     tex.add_argument("styles", nargs="+", type=Path, metavar="STYLE", help="style image(s)")
-    tex.add_argument("--layers", default="conv_1-conv_5",
-                     help="style layers, e.g. conv_1-conv_5 (default) or relu1_1,relu2_1")
+    tex.add_argument("--style-layers", "--layers", dest="style_layers", default="conv_1-conv_5",
+                     help="style layers, e.g. conv_1-conv_5 (default) or relu1_1,relu2_1 "
+                     "(--layers is an alias)")
     tex.add_argument("--width", type=_integer, help="texture width in pixels")
     tex.add_argument("--height", type=_integer, help="texture height in pixels")
     tex.add_argument("--style-blend", type=_numbers, metavar="W1,W2,...",
@@ -267,42 +266,60 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if name in _CONFIG_FIELDS and value is not None and name != "task"
     }
     if args.command == "reconstruct":
-        given.update(content_layers=parse_layers(args.layer), style_layers=(),
+        given.update(content_layers=parse_layers(args.content_layers), style_layers=(),
                      content_weight=RECONSTRUCT_WEIGHT, style_weight=0.0)
         if len(given["content_layers"]) != 1:
-            raise NstError(f"reconstruct takes one layer, got {args.layer!r}")
+            raise NstError(f"reconstruct takes one layer, got {args.content_layers!r}")
     elif args.command == "texture":
-        given.update(style_layers=parse_layers(args.layers), content_layers=(),
+        given.update(style_layers=parse_layers(args.style_layers), content_layers=(),
                      content_weight=0.0, style_weight=DEFAULTS.style_weight)
     return config.replace(**given)
 
 
-def _summary(done: Run, output: Path) -> str:
+def _summary(done: Any, output: Path) -> str:
     losses = ", ".join(f"{name} {value:.4g}" for name, value in done.result.losses.items())
     return (f"wrote {output} ({done.result.steps} steps in {done.result.elapsed_s:.1f} s; "
             f"{losses}; seed {done.config.seed})")
 
 
-def _execute(args: argparse.Namespace) -> int:
+def _check_intermediates(output: Path, inputs: Sequence[Path]) -> None:
+    """--save-every writes out.step0050.png beside the output: never over an input."""
+    pattern = re.compile(re.escape(output.stem) + r"\.step\d{4}" + re.escape(output.suffix) + "$")
+    for path in inputs:
+        if path.parent.resolve() == output.parent.resolve() and pattern.match(path.name):
+            raise NstError(f"--save-every would write over the input {path}; choose another output name")
+
+
+def _single(args: argparse.Namespace) -> int:
+    """reconstruct, texture, transfer: prepare (every check), run, save."""
+    from nst.cli.progress import RunBar  # noqa: PLC0415
+    from nst.jobs.request import prepare  # noqa: PLC0415
+
     config = config_from_args(args)
-    output = check_writable(args.output)
     if args.save_every < 0:
         raise NstError(f"save-every must be 0 or more, got {args.save_every}")
-    callbacks: list[Callable[[StepEvent], None]] = []
-    if args.save_every:
-        callbacks.append(IntermediateSaver(output, args.save_every))
-    bar = None if args.quiet else ProgressBar(args.command)
-    if bar is not None:
-        callbacks.append(bar)
-
-    def on_step(event: StepEvent) -> None:
-        for callback in callbacks:
-            callback(event)
-
     content = getattr(args, "content", None)
-    styles = getattr(args, "styles", [])
+    styles, masks = getattr(args, "styles", []), getattr(args, "mask", [])
+    request = prepare(config, content, styles, masks, output=args.output)
+    from nst.jobs.runner import IntermediateSaver, execute  # noqa: PLC0415  (the run needs torch now)
+
+    assert request.output is not None
+    output = request.output
+    consumers: list[Callable[[Event], None]] = []
+    if args.save_every:
+        _check_intermediates(output, [i.path for i in request.inputs if i.path is not None])
+        saver = IntermediateSaver(output, args.save_every)
+        consumers.append(lambda event: saver(event) if isinstance(event, StepEvent) else None)
+    bar = None if args.quiet else RunBar(args.command)
+    if bar is not None:
+        consumers.append(bar)
+
+    def on_event(event: Event) -> None:
+        for consumer in consumers:
+            consumer(event)
+
     try:
-        done = run(config, content, styles, on_step, getattr(args, "mask", []))
+        done = execute(request, on_event)
     finally:
         if bar is not None:
             bar.close()
@@ -314,47 +331,43 @@ def _execute(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """`nst transfer` on the shipped samples, one output per chosen painting."""
-    args.output.mkdir(parents=True, exist_ok=True)
+    folder: Path = args.output
+    if folder.exists() and not folder.is_dir():
+        raise NstError(f"the demo writes a folder, but {folder} is a file: give another -o")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NstError(f"cannot create the demo folder {folder}: {error.strerror or error}") from None
     styles = STYLE_SAMPLES if args.style == "all" else (args.style,)
     for style in styles:
         argv = ["transfer", str(sample_path("tubingen")), str(sample_path(style)),
-                "-o", str(args.output / f"tubingen_{style}.png")]
+                "-o", str(folder / f"tubingen_{style}.png")]
         for option in ("size", "steps", "device"):
             if getattr(args, option) is not None:
                 argv += [f"--{option}", str(getattr(args, option))]
         if args.quiet:
             argv.append("--quiet")
-        _execute(build_parser().parse_args(argv))
+        _single(build_parser().parse_args(argv))
     return 0
-
-
-@contextmanager
-def _closing(progress: ItemProgress | None) -> Iterator[None]:
-    """Close the bar before anything else is printed, however the run ends."""
-    try:
-        yield
-    finally:
-        if progress is not None:
-            progress.close()
 
 
 def _batch(args: argparse.Namespace) -> int:
     """`nst batch`: failures are listed at the end; the status is 2 if any image failed."""
-    progress = None if args.quiet else ItemProgress("batch", None, "image")
+    from nst.cli.progress import ItemBar  # noqa: PLC0415
+    from nst.jobs.batch import run_batch  # noqa: PLC0415
 
-    def on_image(event: ImageEvent) -> None:
-        if progress is not None:
-            progress.bar.total = event.total
-            progress.advance(f"{event.status} {event.item.label}")
-
+    config = config_from_args(args)
+    progress = None if args.quiet else ItemBar("batch", "image")
     try:
-        with _closing(progress):
-            report = run_batch(config_from_args(args), args.input_dir, args.styles, args.output,
-                               args.recursive, args.format, args.overwrite, on_image, progress)
+        report = run_batch(config, args.input_dir, args.styles, args.output, args.recursive, args.format,
+                           args.overwrite, progress, command_line())
     except KeyboardInterrupt:
         print(f"nst: interrupted; finished images stay in {args.output}: "
               "run the same command again to continue", file=sys.stderr)
         return 130
+    finally:
+        if progress is not None:
+            progress.close()
     if not args.quiet:
         print(_batch_summary(report, args.output), file=sys.stderr)
     for item, reason in report.failed:
@@ -362,7 +375,7 @@ def _batch(args: argparse.Namespace) -> int:
     return 2 if report.failed else 0
 
 
-def _batch_summary(report: BatchReport, output: Path) -> str:
+def _batch_summary(report: Any, output: Path) -> str:
     parts = [f"styled {len(report.done)} image(s) into {output}"]
     if report.skipped:
         parts.append(f"{len(report.skipped)} already done")
@@ -378,28 +391,29 @@ def _video(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in ("temporal_weight", "frame_steps", "fps", "max_frames")
              if getattr(args, name) is not None}
     options = VideoOptions(mode=args.mode, keep_audio=not args.no_audio, **given)
-    progress = None if args.quiet else ItemProgress("video", None, "frame")
+    config = config_from_args(args)
+    prepared = prepare_video(config, options, args.input, args.styles, args.output)
+    from nst.cli.progress import ItemBar  # noqa: PLC0415
+    from nst.jobs.video import WorkFolder, stylize_video  # noqa: PLC0415  (loads torch)
 
-    def on_frame(event: FrameEvent) -> None:
-        if progress is not None:
-            progress.bar.total = event.total
-            progress.advance("resumed" if event.resumed else f"{event.elapsed_s:.1f} s")
-
+    progress = None if args.quiet else ItemBar("video", "frame")
     try:
-        with _closing(progress):
-            done = stylize_video(config_from_args(args), options, args.input, args.styles, args.output,
-                                 on_frame, progress, args.restart)
+        done = stylize_video(config, options, args.input, args.styles, args.output, progress, args.restart,
+                             command_line(), prepared)
     except KeyboardInterrupt:
         work = WorkFolder(args.output).path
         kept = f"finished frames stay in {work}: run the same command again to resume" \
             if work.exists() else "no output written"
         print(f"nst: interrupted; {kept}", file=sys.stderr)
         return 130
+    finally:
+        if progress is not None:
+            progress.close()
     print(_video_summary(done), file=sys.stderr)
     return 0
 
 
-def _video_summary(done: VideoRun) -> str:
+def _video_summary(done: Any) -> str:
     width, height = done.size
     lines = [f"wrote {done.output}: {done.frames} frames, {width}x{height} at {float(done.fps):g} fps, "
              f"{done.options.mode} mode, seed {done.config.seed}"]
@@ -420,28 +434,35 @@ def _video_summary(done: VideoRun) -> str:
     return "\n".join(lines)
 
 
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "reconstruct": _single, "texture": _single, "transfer": _single,
+    "demo": _demo, "batch": _batch, "video": _video,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line. Errors become exit codes here and only here: 2 for bad
+    input (one line, no traceback), 1 for a run that failed, 130 for Ctrl-C."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_request:  # --help, --version, usage errors (one line, status 2)
         return int(exit_request.code or 0)
-    handlers = {"demo": _demo, "batch": _batch, "video": _video}
     try:
         if args.command in STUDY_COMMANDS:
             return run_study_command(args, config_from_args)
-        return handlers.get(args.command, _execute)(args)
+        return HANDLERS[args.command](args)
     except NstError as error:
         print(f"nst: error: {error}", file=sys.stderr)
         return 2
     except NstRuntimeError as error:
         print(f"nst: {error}", file=sys.stderr)
         return 1
-    except torch.OutOfMemoryError:
-        print("nst: out of memory on the device; try a smaller --size or --device cpu", file=sys.stderr)
-        return 1
-    except MemoryError:
-        print("nst: out of memory; try a smaller --size", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("\nnst: interrupted; no output written", file=sys.stderr)
         return 130
+    except (RuntimeError, MemoryError) as error:
+        message = allocation_failure(error)
+        if message is None:
+            raise
+        print(f"nst: {message}", file=sys.stderr)
+        return 1

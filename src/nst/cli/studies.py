@@ -12,16 +12,18 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nst.cli.progress import ProgressBar
 from nst.config import Config
 from nst.errors import NstError
-from nst.events import StepEvent
-from nst.files.report import duration
-from nst.jobs.studies import REPORT_NAME, StudyPlan, run_study
+from nst.events import Event, StepEvent
+from nst.jobs.study_plan import REPORT_NAME, StudyPlan
 from nst.plans.study_config import load_study
-from nst.plans.sweeps import PRESETS, Inputs, RunSpec, Sweep, axis, parse_param, sliding_windows
+from nst.plans.sweeps import PRESETS, Inputs, Sweep, axis, parse_param, sliding_windows
+
+if TYPE_CHECKING:
+    from nst.cli.progress import RunBar
+    from nst.results import SweepResult
 
 COMMANDS = ("sweep", "study")
 # Options of `nst transfer` that `nst sweep` does not take over.
@@ -87,30 +89,48 @@ def _add_run_control(parser: argparse.ArgumentParser) -> None:
                         help="list the runs (and which are already done) without running any")
 
 
-class ConsoleListener:
-    """Progress on stderr: a bar per run and a line when each run ends."""
+class StudyConsole:
+    """Progress on stderr from the event stream: a bar per run and a line when
+    each run ends."""
 
     def __init__(self) -> None:
-        self.bar: ProgressBar | None = None
+        self.bar: RunBar | None = None
 
-    def run_started(self, number: int, total: int, sweep: Sweep, spec: RunSpec) -> None:
-        self.close()
-        self.bar = ProgressBar(f"[{number}/{total}] {sweep.name} {spec.label}")
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepEvent):
+            if self.bar is not None:
+                self.bar(event)
+            return
+        position = f"[{event.index + 1}/{event.total}]"
+        if event.status == "queued":
+            print(f"nst: {event.label}", file=sys.stderr)
+        elif event.status == "started":
+            from nst.cli.progress import RunBar  # noqa: PLC0415
 
-    def step(self, event: StepEvent) -> None:
-        if self.bar is not None:
-            self.bar(event)
-
-    def run_finished(self, number: int, total: int, record: dict[str, Any]) -> None:
-        self.close()
-        done = "already done" if record["status"] != "ran" else duration(record["wall_time_s"])
-        print(f"[{number}/{total}] {record['image']} ({done}; loss {record['losses']['total']:.4g})",
-              file=sys.stderr)
+            self.close()
+            self.bar = RunBar(f"{position} {event.label}")
+        elif event.status == "finished" and event.record is not None:
+            self.close()
+            print(f"{position} {event.label} ({duration(event.elapsed_s)}; loss "
+                  f"{event.record.losses['total']:.4g})", file=sys.stderr)
+        elif event.status == "skipped":
+            print(f"{position} {event.label} ({event.message}: already done)", file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def command_line() -> str:
+    """The command as typed, for the lock file of an output folder."""
+    return " ".join(["nst", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("nst") else "nst"
+
+
+def duration(seconds: float) -> str:
+    from nst.files.report import duration as report_duration  # noqa: PLC0415
+
+    return report_duration(seconds)
 
 
 def _sweeps_from_args(args: argparse.Namespace,
@@ -137,8 +157,8 @@ def _dry_run(plan: StudyPlan) -> int:
     counts = {"done": 0, "shared": 0, "to run": 0}
     for sweep in plan.sweeps:
         for spec in sweep.runs():
-            key = json.dumps(plan.request(spec), sort_keys=True)
-            state = "done" if plan.is_done(sweep, spec) else "shared" if key in seen else "to run"
+            key = json.dumps(plan.request(sweep, spec).key(), sort_keys=True)
+            state = "done" if plan.saved(sweep, spec) else "shared" if key in seen else "to run"
             seen.add(key)
             counts[state] += 1
             print(f"{state:6s}  {plan.image_path(sweep, spec)}  ({spec.label})")
@@ -147,38 +167,40 @@ def _dry_run(plan: StudyPlan) -> int:
     return 0
 
 
-def _print_comparisons(sweeps: list[dict[str, Any]]) -> None:
+def _print_comparisons(sweeps: list[SweepResult]) -> None:
     """Seed pairs: how far apart the pictures are, and how close their statistics."""
     for sweep in sweeps:
-        for c in sweep["comparisons"]:
-            print(f"{sweep['title']}: {c['labels'][0]} vs {c['labels'][1]}: pixel difference "
-                  f"{c['pixel_difference']:.1f}/255 (mean absolute); {c['term']} loss {c['loss_a']:.4g} vs "
-                  f"{c['loss_b']:.4g}, difference {c['loss_difference']:.3g} "
-                  f"({c['relative_loss_difference']:.1%}); {c['term']} loss of one against the "
-                  f"other's targets {c['cross_loss']:.4g}"
-                  + (f" (at the first step: {c['start_loss']:.4g})" if c.get("start_loss") else ""))
+        for c in sweep.comparisons:
+            print(f"{sweep.title}: {c.labels[0]} vs {c.labels[1]}: pixel difference "
+                  f"{c.pixel_difference:.1f}/255 (mean absolute); {c.term} loss {c.loss_a:.4g} vs "
+                  f"{c.loss_b:.4g}, difference {c.loss_difference:.3g} "
+                  f"({c.relative_loss_difference:.1%}); {c.term} loss of one against the "
+                  f"other's targets {c.cross_loss:.4g}"
+                  + (f" (at the first step: {c.start_loss:.4g})" if c.start_loss else ""))
 
 
 def _run(plan: StudyPlan, quiet: bool, dry_run: bool) -> int:
     if dry_run:
         return _dry_run(plan)
-    listener = None if quiet else ConsoleListener()
+    from nst.jobs.studies import run_study  # noqa: PLC0415  (loads torch)
+
+    console = None if quiet else StudyConsole()
     try:
-        results = run_study(plan, listener)
+        results = run_study(plan, console)
     except KeyboardInterrupt:
         print(f"\nnst: interrupted; finished runs are kept in {plan.output}, run the same "
               "command again to resume", file=sys.stderr)
         return 130
     finally:
-        if listener is not None:
-            listener.close()
+        if console is not None:
+            console.close()
     names = {s.name for s in plan.sweeps}
-    sweeps = [s for s in results["sweeps"] if s["name"] in names]  # not those of earlier commands
+    sweeps = [s for s in results.sweeps if s.name in names]  # not those of earlier commands
     _print_comparisons(sweeps)
     if not quiet:
-        statuses = [r["status"] for s in sweeps for r in s["runs"]]
+        statuses = [r.status for s in sweeps for r in s.runs]
         print(f"wrote {plan.output / REPORT_NAME} ({statuses.count('ran')} runs in "
-              f"{duration(results['elapsed_s'])}; {statuses.count('resumed')} already done, "
+              f"{duration(results.elapsed_s)}; {statuses.count('resumed')} already done, "
               f"{statuses.count('copied')} shared between sweeps)", file=sys.stderr)
     return 0
 
@@ -186,10 +208,13 @@ def _run(plan: StudyPlan, quiet: bool, dry_run: bool) -> int:
 def run_study_command(args: argparse.Namespace,
                       config_from_args: Callable[[argparse.Namespace], Config]) -> int:
     """`nst sweep` or `nst study`; `config_from_args` is the CLI's (it reads transfer options)."""
+    command = command_line()
     if args.command == "sweep":
         sweeps = _sweeps_from_args(args, config_from_args)
         title = args.title or f"nst sweep {args.kind}"
-        plan = StudyPlan(sweeps, args.output, title, args.force, keep_other_sweeps=True)
+        plan = StudyPlan(sweeps, args.output, title, args.force, keep_other_sweeps=True, owner="sweep",
+                         command=command)
         return _run(plan, args.quiet, args.dry_run)
     plan = load_study(args.config, args.output, args.force, args.device)
+    plan.command = command
     return _run(plan, args.quiet, args.dry_run)

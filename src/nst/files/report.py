@@ -12,9 +12,10 @@ import math
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from nst.files.atomic import atomic_path
+from nst.record import RunRecord
+from nst.results import Comparison, StudyResults, StudyRun, SweepResult
 
 SECTIONS = {
     "reconstruction": ("Content reconstruction",
@@ -34,6 +35,11 @@ SECTIONS = {
 CURVE_COLOURS = {"total": "#222222", "content": "#1f6fb5", "style": "#c2362b", "tv": "#2e8b3d"}
 # Settings shown once per sweep when every run shares them.
 SHARED_SETTINGS = ("size", "steps", "optimizer", "content_weight", "style_weight", "init", "seed")
+# What a card's badge means (hover text): why no time was spent on this run now.
+BADGE_HELP = {
+    "resumed": "made by an earlier command with the same settings and inputs; not recomputed",
+    "copied": "the same run appears earlier in this study; its image was copied",
+}
 
 CSS = """
 :root { --ink: #222; --muted: #666; --line: #ddd; --paper: #fff; --tint: #f5f5f2; }
@@ -106,11 +112,11 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def caption_stats(record: dict[str, Any]) -> tuple[str, ...]:
+def caption_stats(record: RunRecord) -> tuple[str, ...]:
     """Wall time and final weighted losses, as grids and the report show them."""
-    losses = record["losses"]
+    losses = record.losses
     terms = [f"{name} {value:.3g}" for name, value in losses.items() if name != "total"]
-    return (f"{duration(record['wall_time_s'])} · {record['steps']} steps",
+    return (f"{duration(record.wall_time_s)} · {record.steps} steps",
             " · ".join(terms) if len(terms) > 1 else f"loss {losses['total']:.3g}")
 
 
@@ -166,38 +172,40 @@ def _legend(history: Sequence[dict[str, float]]) -> str:
         f'<span style="color:{CURVE_COLOURS[n]}">— {n}</span>' for n in names) + "</div>"
 
 
-def _card(record: dict[str, Any]) -> str:
-    src = escape(record["image"])
-    badge = "" if record["status"] == "ran" else f'<span class="badge">{escape(record["status"])}</span>'
-    time_line, loss_line = caption_stats(record)
+def _card(run: StudyRun) -> str:
+    src = escape(run.image)
+    badge = "" if run.status == "ran" else (
+        f'<span class="badge" title="{escape(BADGE_HELP[run.status])}">{escape(run.status)}</span>')
+    time_line, loss_line = caption_stats(run.record)
+    history = run.record.history
     return (
-        f'<figure class="card"><a href="{src}"><img src="{src}" alt="{escape(record["label"])}">'
-        f'</a><figcaption><div class="label">{escape(record["label"])}{badge}</div>'
+        f'<figure class="card"><a href="{src}"><img src="{src}" alt="{escape(run.label)}">'
+        f'</a><figcaption><div class="label">{escape(run.label)}{badge}</div>'
         f"<div>{escape(time_line)}</div><div>{escape(loss_line)}</div>"
-        f'{loss_curve(record["history"])}{_legend(record["history"])}</figcaption></figure>'
+        f'{loss_curve(history)}{_legend(history)}</figcaption></figure>'
     )
 
 
-def _shared_settings(runs: Sequence[dict[str, Any]]) -> str:
+def _shared_settings(runs: Sequence[StudyRun]) -> str:
     parts = []
     for key in SHARED_SETTINGS:
-        values = {json.dumps(r["config"].get(key)) for r in runs}
-        value = runs[0]["config"].get(key)
+        values = {json.dumps(getattr(r.record.config, key)) for r in runs}
+        value = getattr(runs[0].record.config, key)
         if len(values) == 1 and value not in (None, 0, 0.0):
             text = f"{value:g}" if isinstance(value, float) else str(value)
             parts.append(f"{key.replace('_', ' ')} {text}")
     return " · ".join(parts)
 
 
-def _comparison_table(comparisons: Sequence[dict[str, Any]]) -> str:
+def _comparison_table(comparisons: Sequence[Comparison]) -> str:
     if not comparisons:
         return ""
-    term = comparisons[0]["term"]
+    term = comparisons[0].term
     rows = "".join(
-        f"<tr><td>{escape(c['labels'][0])} vs {escape(c['labels'][1])}</td>"
-        f"<td>{c['pixel_difference']:.1f}</td><td>{c['loss_a']:.4g}</td><td>{c['loss_b']:.4g}</td>"
-        f"<td>{c['loss_difference']:.3g} ({c['relative_loss_difference']:.1%})</td>"
-        f"<td>{c['cross_loss']:.4g}</td><td>{_number(c.get('start_loss'))}</td></tr>"
+        f"<tr><td>{escape(c.labels[0])} vs {escape(c.labels[1])}</td>"
+        f"<td>{c.pixel_difference:.1f}</td><td>{c.loss_a:.4g}</td><td>{c.loss_b:.4g}</td>"
+        f"<td>{c.loss_difference:.3g} ({c.relative_loss_difference:.1%})</td>"
+        f"<td>{c.cross_loss:.4g}</td><td>{_number(c.start_loss)}</td></tr>"
         for c in comparisons
     )
     return (
@@ -212,72 +220,71 @@ def _number(value: float | None) -> str:
     return "–" if value is None else f"{value:.4g}"
 
 
-def _slider(sweep: dict[str, Any]) -> str:
-    runs = sweep["runs"]
-    frames = [{"src": r["image"], "label": r["label"], "caption": " · ".join(caption_stats(r))}
+def _slider(sweep: SweepResult) -> str:
+    runs = sweep.runs
+    frames = [{"src": r.image, "label": r.label, "caption": " · ".join(caption_stats(r.record))}
               for r in runs]
     first = frames[0]
     # Three times the pictures' size at most (larger only blurs them), but
     # wide enough for the controls.
-    width = max(360, 3 * max(int(r["config"].get("size") or 256) for r in runs) + 24)
+    width = max(360, 3 * max(int(r.record.config.size or 256) for r in runs) + 24)
     return (
         f'<div class="slider" style="max-width: {width}px" '
         f'data-frames="{escape(json.dumps(frames, ensure_ascii=False))}">'
         f'<img src="{escape(first["src"])}" alt="{escape(first["label"])}">'
         f'<div class="slider-controls"><input type="range" min="0" max="{len(runs) - 1}" step="1" '
-        f'value="0" aria-label="{escape(sweep["axes"][0]["name"])}"><output>{escape(first["label"])}'
+        f'value="0" aria-label="{escape(sweep.axes[0].name)}"><output>{escape(first["label"])}'
         f'</output></div><p class="slider-caption">{escape(first["caption"])}</p></div>'
     )
 
 
-def _sweep(sweep: dict[str, Any]) -> str:
-    runs = sweep["runs"]
+def _sweep(sweep: SweepResult) -> str:
+    runs = sweep.runs
     if not runs:
         return ""
-    compute = sum(r["wall_time_s"] for r in runs)
+    compute = sum(r.record.wall_time_s for r in runs)
     meta = f"{len(runs)} runs · {duration(compute)} of compute"
     settings = _shared_settings(runs)
     grid = ""
-    if sweep["grid"]:
-        src = escape(sweep["grid"])
+    if sweep.grid:
+        src = escape(sweep.grid)
         grid = (f'<figure class="grid"><a href="{src}"><img src="{src}" alt="grid: '
-                f'{escape(sweep["title"])}"></a><figcaption>{escape(sweep["title"])}: '
-                f'{escape(", ".join(a["name"].replace("_", " ") for a in sweep["axes"]))}'
-                f"{' (rows, then columns)' if len(sweep['axes']) > 1 else ''}</figcaption></figure>")
+                f'{escape(sweep.title)}"></a><figcaption>{escape(sweep.title)}: '
+                f'{escape(", ".join(a.name.replace("_", " ") for a in sweep.axes))}'
+                f"{' (rows, then columns)' if len(sweep.axes) > 1 else ''}</figcaption></figure>")
     return (
-        f'<section class="sweep" id="sweep-{escape(sweep["name"])}"><h3>{escape(sweep["title"])}</h3>'
-        f'<p>{escape(sweep["description"])}</p><p class="meta">{escape(meta)}'
+        f'<section class="sweep" id="sweep-{escape(sweep.name)}"><h3>{escape(sweep.title)}</h3>'
+        f'<p>{escape(sweep.description)}</p><p class="meta">{escape(meta)}'
         f'{"<br>Shared settings: " + escape(settings) if settings else ""}</p>'
-        f'{_comparison_table(sweep["comparisons"])}{_slider(sweep) if sweep["slider"] else ""}{grid}'
+        f'{_comparison_table(sweep.comparisons)}{_slider(sweep) if sweep.slider else ""}{grid}'
         f'<details open><summary>Every run: image, time, final losses, loss per step</summary>'
         f'<div class="cards">{"".join(_card(r) for r in runs)}</div></details></section>'
     )
 
 
-def render(results: dict[str, Any]) -> str:
+def render(results: StudyResults) -> str:
     """The report page for the contents of results.json."""
-    title = escape(results.get("title", "nst study"))
+    title = escape(results.title)
     body, nav = [], []
     for key, (heading, intro) in SECTIONS.items():
-        sweeps = [s for s in results["sweeps"] if s["section"] == key and s["runs"]]
+        sweeps = [s for s in results.sweeps if s.section == key and s.runs]
         if not sweeps:
             continue
         nav.append(f'<a href="#{key}">{escape(heading)}</a>')
         body.append(f'<h2 id="{key}">{escape(heading)}</h2><p class="muted">{escape(intro)}</p>'
                     + "".join(_sweep(s) for s in sweeps))
-    counts = results.get("runs", {})
     summary = (
-        f"{sum(counts.values())} runs ({counts.get('ran', 0)} run now, {counts.get('resumed', 0)} "
-        f"resumed, {counts.get('copied', 0)} shared between sweeps) · "
-        f"{duration(results.get('compute_time_s', 0))} of compute · "
-        f"{duration(results.get('elapsed_s', 0))} this session"
+        f"{len(results.runs)} runs ({results.count('ran')} computed now, {results.count('resumed')} "
+        f"made by an earlier command, {results.count('copied')} shared between sweeps) · "
+        f"{duration(results.compute_time_s)} of compute · "
+        f"{duration(results.elapsed_s)} this session"
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<link rel="icon" href="data:,"><title>{title}</title><style>{CSS}</style></head><body>'
-        f'<header><h1>{title}</h1><p class="muted">{escape(results.get("created", ""))} · nst '
-        f'{escape(results.get("nst_version", ""))} · torch {escape(results.get("torch", ""))} · '
+        f'<header><h1>{title}</h1><p class="muted">{escape(results.created)} · nst '
+        f'{escape(results.nst_version)} · torch {escape(results.torch_version)} · '
         f'{escape(summary)}</p><nav>{"".join(nav)}<a href="results.json">results.json</a></nav></header>'
         f'<main>{"".join(body)}</main><footer>Made by <code>nst study</code>. Losses are the weighted '
         "terms the optimizer minimized; times are wall-clock seconds per run.</footer>"
@@ -285,7 +292,7 @@ def render(results: dict[str, Any]) -> str:
     )
 
 
-def write_report(results: dict[str, Any], path: Path) -> Path:
+def write_report(results: StudyResults, path: Path) -> Path:
     with atomic_path(path) as temporary:
         temporary.write_text(render(results), encoding="utf-8")
     return path

@@ -1,6 +1,7 @@
 """Batch style transfer: every image of a folder, with the options of one transfer.
 
-A batch resumes: an output that exists and records the same settings is skipped.
+A batch resumes: an output whose record answers the same request (same
+settings, same input files by content) is skipped.
 A file that cannot be read is noted and the batch goes on; the caller reports the
 failures at the end. Like the engine, this module never prints.
 """
@@ -9,18 +10,18 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from nst.config import Config
 from nst.errors import NstError, NstRuntimeError
-from nst.events import StepCallback
+from nst.events import EventCallback, JobEvent, notify, steps_only
 from nst.files.contact_sheet import write_contact_sheets
-from nst.files.images import OUTPUT_FORMATS, load_image, read_metadata
-from nst.jobs.resume import picture_settings
-from nst.jobs.runner import run, select_device
+from nst.files.images import OUTPUT_FORMATS, load_image
+from nst.jobs.folders import FolderLock
+from nst.jobs.request import SEED_RANGE, Request, check_not_an_input, precheck, prepare
+from nst.jobs.resume import answers, read_record
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SHEET_NAME = "index.jpg"
@@ -31,18 +32,6 @@ class BatchItem:
     source: Path
     output: Path
     label: str  # the source's path relative to the input folder
-
-
-@dataclass(frozen=True)
-class ImageEvent:
-    """One image finished, skipped (done by an earlier run) or failed."""
-
-    index: int
-    total: int
-    item: BatchItem
-    status: str  # "done", "skipped" or "failed"
-    message: str = ""
-    elapsed_s: float = 0.0
 
 
 @dataclass
@@ -97,23 +86,6 @@ def _check_folders(input_dir: Path, out_dir: Path) -> None:
         raise NstError("the output folder must differ from the input folder (outputs would replace inputs)")
 
 
-def _made_with(item: BatchItem, settings: dict[str, Any], seed_given: bool) -> bool | None:
-    """Whether an existing output records these settings (None: there is no output)."""
-    if not item.output.exists():
-        return None
-    try:
-        metadata = read_metadata(item.output) or {}
-    except (OSError, ValueError):
-        return False
-    inputs = metadata.get("inputs", {})
-    return (
-        inputs.get("content") == settings["content"]
-        and inputs.get("styles") == settings["styles"]
-        and picture_settings(metadata.get("config", {}), seed_given)
-        == picture_settings(settings["config"], seed_given)
-    )
-
-
 def run_batch(
     config: Config,
     input_dir: str | Path,
@@ -122,12 +94,15 @@ def run_batch(
     recursive: bool = False,
     fmt: str = "png",
     overwrite: bool = False,
-    on_image: Callable[[ImageEvent], None] | None = None,
-    on_step: StepCallback | None = None,
+    on_event: EventCallback | None = None,
+    command: str = "nst batch",
 ) -> BatchReport:
     """Style every image in `input_dir` into `out_dir`, then write index.jpg there.
 
-    overwrite: redo outputs made earlier with other settings (otherwise that is an error).
+    Every image goes through the job layer (prepare, execute, save). Events: a
+    JobEvent per image (skipped, started, finished or failed) and the steps.
+    overwrite: redo outputs made earlier by nst with other settings (otherwise
+    that is an error); files nst did not make are never replaced.
     """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     _check_folders(input_dir, out_dir)
@@ -135,38 +110,73 @@ def run_batch(
         raise NstError(f"unknown format {fmt!r}; expected one of {', '.join(s[1:] for s in OUTPUT_FORMATS)}")
     if not styles:
         raise NstError("batch needs at least one style image")
-    style_paths = [str(Path(s).resolve()) for s in styles]
     for style in styles:
         load_image(style, config.max_pixels)  # a bad style would fail every image: fail now
-    seed_given = config.seed is not None
-    config = config.replace(task="transfer").resolved(select_device(config.device).type)
-    if not seed_given:
-        config = config.replace(seed=secrets.randbelow(2**31))
     items = plan(input_dir, out_dir, recursive, fmt)
     if not items:
         raise NstError(f"no images in {input_dir} ({', '.join(IMAGE_SUFFIXES)})"
                        + ("" if recursive else "; use --recursive for subfolders"))
-    done_before = _done_before(items, config, style_paths, seed_given, overwrite)
+    _check_outputs_are_not_inputs(items, styles)
+    seed_given = config.seed is not None
+    if not seed_given:  # one seed for the whole batch, so its images match
+        config = config.replace(seed=secrets.randbelow(SEED_RANGE))
+    config = config.replace(task="transfer")
+    with FolderLock(out_dir, command) as lock:
+        if lock.note and on_event is not None:
+            on_event(JobEvent("queued", lock.note, total=len(items)))
+        return _run_items(items, config, styles, out_dir, seed_given, overwrite, on_event)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+def _run_items(items: list[BatchItem], config: Config, styles: Sequence[str | Path], out_dir: Path,
+               seed_given: bool, overwrite: bool, on_event: EventCallback | None) -> BatchReport:
+    # The run itself needs torch; everything above was checked without it.
+    from nst.core.features import extractor_for  # noqa: PLC0415
+    from nst.jobs.runner import execute  # noqa: PLC0415
+
+    requests: dict[BatchItem, Request] = {}
     report = BatchReport(config=config)
+    checked = []
+    for item in items:  # every check that needs no torch, for every image, first
+        try:
+            precheck(config, item.source, styles)
+            checked.append(item)
+        except NstError as error:
+            report.failed.append((item, str(error)))
+    for item in checked:
+        try:
+            requests[item] = prepare(config, item.source, styles, seed_given=seed_given)
+        except NstError as error:
+            report.failed.append((item, str(error)))
+    done_before = _done_before(requests, overwrite)
+    extractor = None
+    total = len(items)
     for index, item in enumerate(items):
+        failure = next((reason for failed, reason in report.failed if failed == item), None)
+        if failure is not None:
+            notify(on_event, JobEvent("failed", item.label, index, total, message=failure))
+            continue
         if item in done_before:
             report.skipped.append(item)
-            _notify(on_image, ImageEvent(index, len(items), item, "skipped"))
+            notify(on_event, JobEvent("skipped", item.label, index, total, message="done earlier"))
             continue
+        request = requests[item]
+        report.config = request.config
         start = time.perf_counter()
+        notify(on_event, JobEvent("started", item.label, index, total))
         try:
-            finished = run(config, item.source.resolve(), style_paths, on_step)
+            if extractor is None:
+                extractor = extractor_for(request.config).to(request.device)
+            finished = execute(request, steps_only(on_event), extractor)
             item.output.parent.mkdir(parents=True, exist_ok=True)
             finished.save(item.output)
         except (NstError, NstRuntimeError) as error:
             report.failed.append((item, str(error)))
-            _notify(on_image, ImageEvent(index, len(items), item, "failed", str(error)))
+            notify(on_event, JobEvent("failed", item.label, index, total, message=str(error)))
             continue
         report.done.append(item)
-        _notify(on_image, ImageEvent(index, len(items), item, "done", "",
-                                     time.perf_counter() - start))
+        notify(on_event, JobEvent("finished", item.label, index, total, time.perf_counter() - start,
+                                   record=finished.record))
+    report.failed.sort(key=lambda pair: items.index(pair[0]))
     finished_items = [item for item in items if item in report.done or item in report.skipped]
     if finished_items:
         pairs = [(item.source, item.output, item.label) for item in finished_items]
@@ -174,19 +184,33 @@ def run_batch(
     return report
 
 
-def _done_before(
-    items: Sequence[BatchItem], config: Config, styles: list[str], seed_given: bool, overwrite: bool
-) -> set[BatchItem]:
-    """Outputs an earlier run already made with these settings. Outputs made with
-    other settings are an error unless `overwrite`: they are somebody's work."""
-    done, stale = set(), []
+
+
+def _check_outputs_are_not_inputs(items: Sequence[BatchItem], styles: Sequence[str | Path]) -> None:
+    sources = [item.source for item in items] + [Path(s) for s in styles]
     for item in items:
-        settings = {"content": str(item.source.resolve()), "styles": styles, "config": config.to_dict()}
-        match = _made_with(item, settings, seed_given)
-        if match:
+        if item.output.exists():
+            check_not_an_input(item.output, sources)
+
+
+def _done_before(requests: dict[BatchItem, Request], overwrite: bool) -> set[BatchItem]:
+    """Outputs an earlier run already made for the same request. Outputs nst made
+    for another request are an error unless `overwrite`: they are somebody's
+    work; files nst did not make are an error always."""
+    done, stale, foreign = set(), [], []
+    for item, request in requests.items():
+        if not item.output.exists():
+            continue
+        record = read_record(item.output)
+        if record is False:
+            foreign.append(item)
+        elif answers(record, request):
             done.add(item)
-        elif match is False:
+        else:
             stale.append(item)
+    if foreign:
+        raise NstError(f"{foreign[0].output} exists and was not made by nst; nst does not replace it: "
+                       "move it away or choose another output folder")
     if stale and not overwrite:
         raise NstError(
             f"{len(stale)} output(s) already exist from other settings or inputs "
@@ -194,7 +218,3 @@ def _done_before(
         )
     return done
 
-
-def _notify(callback: Callable[[ImageEvent], None] | None, event: ImageEvent) -> None:
-    if callback is not None:
-        callback(event)

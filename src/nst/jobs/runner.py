@@ -1,17 +1,16 @@
-"""Runs a Config: loads inputs, picks the device, calls the engine, writes outputs.
+"""Runs a prepared Request: decodes its inputs, calls the engine, finishes the image.
 
-This is the only module (with images.py) that touches files. Inputs may be paths
-or PIL images, so the Python API works in memory too.
+`prepare` (request.py) checks; `execute` runs; `Run.save` finishes (colour and
+alpha are already applied; the record goes into the file, written atomically).
+Inputs may be paths or PIL images, so the Python API works in memory too.
 """
 
 from __future__ import annotations
 
-import platform
-import secrets
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from PIL import Image
@@ -20,75 +19,127 @@ from nst import __version__
 from nst.config import Config
 from nst.core.color import luminance, match_colors, matched_luminance, with_content_chroma
 from nst.core.engine import stylize
-from nst.core.features import extractor_for
+from nst.core.features import FeatureExtractor, extractor_for
 from nst.core.masks import masks_from_images
 from nst.errors import NstError
-from nst.events import Result, StepCallback, StepEvent
-from nst.files.images import check_pixels, load_image, resize_longest, save_image, to_tensor
-
-ImageInput = str | Path | Image.Image
-
-
-def select_device(name: str) -> torch.device:
-    """'auto' picks CUDA, then Apple's MPS, then the CPU; others are checked."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise NstError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from error
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise NstError(f"device {name!r} requested but CUDA is not available here")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise NstError(f"device {name!r} requested but only {torch.cuda.device_count()} GPU(s) exist")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise NstError("device 'mps' requested but MPS is not available here")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise NstError(f"unsupported device {name!r}; expected auto, cpu, cuda, cuda:N or mps")
-    return device
-
-
-def _open(source: ImageInput, max_pixels: int) -> Image.Image:
-    if isinstance(source, Image.Image):
-        return source.convert("RGBA" if "A" in source.getbands() else "RGB")
-    return load_image(source, max_pixels)
+from nst.events import Event, EventCallback, JobEvent, Result, StepCallback, StepEvent
+from nst.files.images import load_image, save_image, to_tensor
+from nst.jobs.request import ImageInput, InputFile, Request, check_not_an_input, prepare
+from nst.record import RunRecord
 
 
 @dataclass
 class Run:
-    """A finished run: the result, the config it actually used (every default
-    filled in, the seed included) and what the output file should record."""
+    """A finished run: the result, the request it answered (resolved config, seed
+    included), its record, and the content's transparency (kept for PNG/WebP)."""
 
     result: Result
-    config: Config
-    alpha: Image.Image | None = None  # the content's transparency, kept for PNG/WebP
-    inputs: dict[str, Any] = field(default_factory=dict)
-    device: str = "cpu"
+    request: Request
+    record: RunRecord
+    alpha: Image.Image | None = None
 
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "nst_version": __version__,
-            "config": self.config.to_dict(),
-            "inputs": self.inputs,
-            "final_losses": self.result.losses,
-            "steps": self.result.steps,
-            "run_time_s": round(self.result.elapsed_s, 3),
-            "device": self.device,
-            "torch": torch.__version__,
-            "machine": platform.machine(),
-        }
+    @property
+    def config(self) -> Config:
+        return self.request.config
 
-    def save(self, path: str | Path) -> Path:
-        return save_image(self.result.image, path, self.metadata(), self.alpha)
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the image with its record, atomically; by default to the request's output."""
+        target = Path(path) if path is not None else self.request.output
+        if target is None:
+            raise NstError("no output path: pass one to save()")
+        check_not_an_input(target, self.request.inputs)
+        return save_image(self.result.image, target, self.record.to_dict(), self.alpha)
 
 
-def _describe(source: ImageInput) -> str:
-    return str(source) if not isinstance(source, Image.Image) else "<in-memory image>"
+def _decode(item: InputFile, max_pixels: int) -> Image.Image:
+    if item.image is not None:
+        return item.image.convert("RGBA" if "A" in item.image.getbands() else "RGB")
+    assert item.path is not None
+    return load_image(item.path, max_pixels)
+
+
+def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
+
+
+@dataclass
+class Tensors:
+    """A request's inputs decoded at the sizes its plan fixed, on its device."""
+
+    canvas: torch.Tensor  # (1, 3, H, W): the content at output size, or zeros for a texture
+    content: torch.Tensor | None
+    styles: list[torch.Tensor]
+    masks: torch.Tensor | None
+    init: torch.Tensor | None
+    alpha: Image.Image | None
+
+
+def load_tensors(request: Request) -> Tensors:
+    """Decode every input of `request` at its planned size (and colour-prepare it)."""
+    assert request.sizes is not None
+    config, sizes, device = request.config, request.sizes, torch.device(request.device)
+    width, height = sizes.canvas
+    alpha = None
+    if request.content is not None:
+        content_image = _fit(_decode(request.content, config.max_pixels), (width, height))
+        alpha = content_image.getchannel("A") if content_image.mode == "RGBA" else None
+        canvas = to_tensor(content_image).to(device)
+    else:
+        canvas = torch.zeros(1, 3, height, width, device=device)
+    styles = [to_tensor(_fit(_decode(s, config.max_pixels), size)).to(device)
+              for s, size in zip(request.styles, sizes.styles, strict=True)]
+    masks = None
+    if request.masks:
+        mask_images = [_decode(m, config.max_pixels) for m in request.masks]
+        masks = masks_from_images(mask_images, len(styles), (width, height)).to(device)
+    init = None
+    if request.init is not None:
+        init = to_tensor(_fit(_decode(request.init, config.max_pixels), (width, height))).to(device)
+    content = canvas if request.content is not None else None
+    if content is not None and config.preserve_color == "luminance":
+        # Transfer grey on grey; the content's colours go back on at the end.
+        styles = [matched_luminance(style, content) for style in styles]
+        content = luminance(content)
+        init = luminance(init) if init is not None else None
+    elif content is not None and config.preserve_color == "histogram":
+        styles = [match_colors(style, content) for style in styles]
+    return Tensors(canvas, content, styles, masks, init, alpha)
+
+
+def execute(
+    request: Request,
+    on_event: EventCallback | None = None,
+    extractor: FeatureExtractor | None = None,
+    label: str = "run",
+) -> Run:
+    """Run a prepared request. Step events and the job's started/finished events
+    go to `on_event`; `extractor` lets a caller that runs many requests of one
+    network keep it loaded."""
+    started = time.perf_counter()
+    if on_event is not None:
+        on_event(JobEvent("started", label))
+    config = request.config
+    device = torch.device(request.device)
+    if device.type == "cuda":
+        # Every scale keeps its image size for hundreds of steps: let cuDNN time its
+        # convolution algorithms once per size and keep the fastest.
+        torch.backends.cudnn.benchmark = True
+    tensors = load_tensors(request)
+    torch.manual_seed(config.seed or 0)
+    network = extractor if extractor is not None else extractor_for(config).to(device)
+    result = stylize(network, config, tensors.canvas, tensors.content, tensors.styles, tensors.masks,
+                     tensors.init, on_event)
+    if config.preserve_color == "luminance":
+        result.image = with_content_chroma(result.image, tensors.canvas.cpu())
+    record = RunRecord(
+        config=config, inputs=request.input_records(), seed_given=request.seed_given,
+        losses=result.losses, steps=result.steps, run_time_s=result.elapsed_s,
+        wall_time_s=time.perf_counter() - started, device=request.device, nst_version=__version__,
+        torch_version=torch.__version__, history=tuple(result.history),
+    )
+    if on_event is not None:
+        on_event(JobEvent("finished", label, elapsed_s=record.wall_time_s, record=record))
+    return Run(result, request, record, tensors.alpha)
 
 
 def run(
@@ -97,107 +148,18 @@ def run(
     styles: Sequence[ImageInput] = (),
     on_step: StepCallback | None = None,
     masks: Sequence[ImageInput] = (),
+    on_event: EventCallback | None = None,
 ) -> Run:
-    """Run one reconstruction, texture synthesis or transfer as `config` says.
+    """Run one reconstruction, texture synthesis or transfer as `config` says
+    (the Python API: prepare, then execute). `on_step` receives the StepEvents;
+    `on_event` the whole stream (StepEvents and the run's JobEvents)."""
+    def forward(event: Event) -> None:
+        if on_step is not None and isinstance(event, StepEvent):
+            on_step(event)
+        if on_event is not None:
+            on_event(event)
 
-    reconstruct needs `content`; texture needs `styles`; transfer needs both.
-    masks (transfer only): one colour-labelled image, or one greyscale image
-    per style, giving each style its region (see masks.py).
-    """
-    _check_inputs(config, content, styles, masks)
-    device = select_device(config.device)
-    config = config.resolved(device.type)
-    if device.type == "cuda":
-        # Every scale keeps its image size for hundreds of steps: let cuDNN time its
-        # convolution algorithms once per size and keep the fastest.
-        torch.backends.cudnn.benchmark = True
-    if config.seed is None:
-        config = config.replace(seed=secrets.randbelow(2**31))
-    assert config.size is not None  # resolved() fills it
-    # Load everything before any long computation, so bad input fails at once.
-    needs_content = config.task in ("reconstruct", "transfer")
-    content_image = _open(content, config.max_pixels) if needs_content and content else None
-    style_images = [_open(s, config.max_pixels) for s in styles] if config.task != "reconstruct" else []
-    mask_images = [_open(m, config.max_pixels) for m in masks]
-    init_source = None
-    if config.init not in ("content", "noise", "blend"):
-        init_source = _open(str(config.init), config.max_pixels)
-
-    alpha = None
-    if content_image is not None:
-        content_image = resize_longest(content_image, config.size)
-        check_pixels("output", *content_image.size, config.max_pixels)
-        if content_image.mode == "RGBA":
-            alpha = content_image.getchannel("A")
-        canvas = to_tensor(content_image).to(device)
-    else:
-        width, height = _texture_size(config, style_images[0])
-        check_pixels("output", width, height, config.max_pixels)
-        canvas = torch.zeros(1, 3, height, width, device=device)
-    style_side = config.style_size or config.size
-    style_tensors = [to_tensor(resize_longest(s, style_side)).to(device) for s in style_images]
-    mask_tensor = None
-    if mask_images and content_image is not None:
-        mask_tensor = masks_from_images(mask_images, len(style_images), content_image.size).to(device)
-    init = None
-    if init_source is not None:
-        height, width = canvas.shape[-2:]
-        init = to_tensor(init_source.resize((width, height), Image.Resampling.LANCZOS)).to(device)
-
-    content_tensor = canvas if content_image is not None else None
-    if content_tensor is not None and config.preserve_color == "luminance":
-        # Transfer grey on grey; the content's colours go back on at the end.
-        style_tensors = [matched_luminance(style, content_tensor) for style in style_tensors]
-        content_tensor = luminance(content_tensor)
-        init = luminance(init) if init is not None else None
-    elif content_tensor is not None and config.preserve_color == "histogram":
-        style_tensors = [match_colors(style, content_tensor) for style in style_tensors]
-
-    torch.manual_seed(config.seed or 0)
-    extractor = extractor_for(config).to(device)
-    result = stylize(extractor, config, canvas, content_tensor, style_tensors, mask_tensor, init, on_step)
-    if config.preserve_color == "luminance":
-        result.image = with_content_chroma(result.image, canvas.cpu())
-    inputs = {"content": _describe(content) if content is not None and content_image else None,
-              "styles": [_describe(s) for s in styles] if style_images else [],
-              "masks": [_describe(m) for m in masks]}
-    return Run(result, config, alpha, inputs, str(device))
-
-
-def _check_inputs(
-    config: Config, content: ImageInput | None, styles: Sequence[ImageInput], masks: Sequence[ImageInput]
-) -> None:
-    """Refuse combinations that cannot work, before anything is loaded."""
-    if config.task in ("reconstruct", "transfer") and content is None:
-        raise NstError(f"{config.task} needs a content image")
-    if config.task in ("texture", "transfer") and not styles:
-        raise NstError(f"{config.task} needs at least one style image")
-    if config.style_blend is not None and len(config.style_blend) != len(styles):
-        raise NstError(
-            f"style-blend has {len(config.style_blend)} weights for {len(styles)} style images"
-        )
-    if config.task == "texture" and config.init in ("content", "blend"):
-        raise NstError("texture synthesis has no content image: use --init noise or an image path")
-    if config.preserve_color is not None and config.task != "transfer":
-        raise NstError(f"preserve-color needs a content image and a style; {config.task} does not have both")
-    if masks and config.task != "transfer":
-        raise NstError("masks place styles on a content image: use them with transfer")
-    if masks and config.style_blend is not None:
-        raise NstError("style-blend mixes styles everywhere, masks place them apart: use one or the other")
-
-
-def _texture_size(config: Config, style: Image.Image) -> tuple[int, int]:
-    """--width/--height if given (one alone keeps the style's aspect), else the
-    style image's aspect at --size."""
-    assert config.size is not None
-    aspect = style.width / style.height
-    if config.width and config.height:
-        return config.width, config.height
-    if config.width:
-        return config.width, max(1, round(config.width / aspect))
-    if config.height:
-        return max(1, round(config.height * aspect)), config.height
-    return resize_longest(style, config.size).size
+    return execute(prepare(config, content, styles, masks), forward)
 
 
 class IntermediateSaver:
@@ -213,4 +175,3 @@ class IntermediateSaver:
     def __call__(self, event: StepEvent) -> None:
         if self.every and event.step % self.every == 0 and event.step < event.total_steps:
             save_image(event.image.cpu(), self.path_for(event.step))
-

@@ -12,12 +12,12 @@ Like the engine, this module never prints: it reports through callbacks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -28,16 +28,17 @@ from PIL import Image
 from torch import Tensor
 
 from nst.config import Config
-from nst.core.engine import build_objective, init_image, optimize
+from nst.core.color import luminance, match_colors, matched_luminance, with_content_chroma
+from nst.core.engine import balance_style_layers, build_objective, optimize, stylize
 from nst.core.features import extractor_for
 from nst.core.flow import Motion, flow_side, motion_between, warp_image, warping_error
 from nst.core.losses import gaussian_blur, temporal_loss
 from nst.errors import NstError
-from nst.events import StepCallback
+from nst.events import EventCallback, JobEvent, StepCallback, notify, steps_only
+from nst.files.atomic import write_text_atomic
 from nst.files.frames import (
     Clip,
     check_output,
-    open_clip,
     output_rate,
     parse_fps,
     planned_frames,
@@ -45,70 +46,22 @@ from nst.files.frames import (
     write_clip,
 )
 from nst.files.images import load_image, resize_longest, save_image, to_tensor
-from nst.jobs.resume import differences, picture_settings
-from nst.jobs.runner import select_device
+from nst.jobs.folders import FolderLock
+from nst.jobs.request import (
+    Request,
+)
+from nst.jobs.resume import differences
+from nst.jobs.video_request import VideoOptions, prepare_video
+from nst.record import request_key
 
-MODES = ("consistent", "independent")
-INIT_KINDS = ("content", "noise", "blend")
-# Temporal loss weight on our loss scale (features at Caffe/255, content weight
-# 10, style 1e6; images in [0, 1]). See README, "Video": higher holds frames
-# closer to the warped previous one, at the cost of smearing where flow is wrong.
-DEFAULT_TEMPORAL_WEIGHT = 2e4
 # The temporal loss compares frames blurred by this much (pixels); see TemporalTarget.
 # Measured on bunny.mp4, 8 frames at 128 px: without it, sharpness (mean |Laplacian|)
 # fell from 97 to 60 by frame 8; with it, to 86 (independent frames: 93-96).
 TEMPORAL_BLUR_SIGMA = 1.0
-# Steps for warm-started frames, as a share of --steps (see README for the
-# measurement behind it).
-WARM_START_SHARE = 0.25
 # Below this share of reliable pixels, frame t is a new shot: it starts afresh.
 SCENE_CUT_SHARE = 0.2
 WORK_SUFFIX = ".nst-work"
 SETTINGS_FILE = "settings.json"
-
-
-@dataclass(frozen=True)
-class VideoOptions:
-    """How a clip is cut and how its frames are tied together."""
-
-    mode: str = "consistent"
-    temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT
-    frame_steps: int | None = None  # steps of warm-started frames; None: WARM_START_SHARE * steps
-    fps: float | None = None  # None: the input's frame rate
-    max_frames: int | None = None
-    keep_audio: bool = True
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise NstError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
-        weight = self.temporal_weight
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
-                or weight < 0:
-            raise NstError(f"temporal-weight must be a number of at least 0, got {weight!r}")
-        for name in ("frame_steps", "max_frames"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise NstError(f"{name.replace('_', '-')} must be an integer of at least 1, got {value!r}")
-        if self.fps is not None:
-            parse_fps(self.fps)
-
-    def warm_steps(self, steps: int) -> int:
-        return self.frame_steps or max(1, round(steps * WARM_START_SHARE))
-
-
-@dataclass(frozen=True)
-class FrameEvent:
-    """One finished frame (0-based index)."""
-
-    index: int
-    total: int | None  # None when the input does not say how many frames it has
-    elapsed_s: float  # this frame's time; 0 for a frame resumed from the work folder
-    steps: int  # 0 for a resumed frame
-    resumed: bool
-    warping_error: float | None  # against the previous frame; None for the first
-
-
-FrameCallback = Callable[[FrameEvent], None]
 
 
 @dataclass
@@ -159,30 +112,49 @@ class TemporalTarget:
         self.weights, self.weight = weights, weight
 
     def __call__(self, image: Tensor) -> Tensor:
-        return self.weight * temporal_loss(gaussian_blur(image, TEMPORAL_BLUR_SIGMA), self.target, self.weights)
+        blurred = gaussian_blur(image, TEMPORAL_BLUR_SIGMA)
+        return self.weight * temporal_loss(blurred, self.target, self.weights)
 
 
 class FrameStylizer:
     """Optimizes frames against fixed style targets. Tensors are (B, 3, H, W):
     the frame loop passes one frame at a time, but independent frames could
-    share one batch."""
+    share one batch. Colour preservation works per frame: `luminance` optimizes
+    the frame's luminance and puts the frame's own chroma back on; `histogram`
+    recolours the styles once, to the colours of the first frame, so the style
+    targets do not change from frame to frame."""
 
-    def __init__(self, config: Config, styles: Sequence[Tensor], device: torch.device) -> None:
-        self.config, self.styles, self.device = config, list(styles), device
-        self.extractor = extractor_for(config).to(device)
+    def __init__(self, request: Request, styles: Sequence[Tensor], first_frame: Tensor) -> None:
+        self.config, self.device = request.config, torch.device(request.device)
+        self.extractor = extractor_for(self.config).to(self.device)
+        if self.config.preserve_color == "luminance":
+            styles = [matched_luminance(style, first_frame) for style in styles]
+        elif self.config.preserve_color == "histogram":
+            styles = [match_colors(style, first_frame) for style in styles]
+        self.styles = list(styles)
+        self.grey = self.config.preserve_color == "luminance"
 
-    def __call__(
-        self,
-        content: Tensor,
-        init: Tensor,
-        steps: int,
-        temporal: TemporalTarget | None = None,
-        on_step: StepCallback | None = None,
-    ) -> Tensor:
-        objective = build_objective(self.extractor, self.config, content, self.styles)
+    def fresh(self, content: Tensor, on_step: StepCallback | None) -> Tensor:
+        """A frame from scratch, coarse-to-fine like a single transfer."""
+        target = luminance(content) if self.grey else content
+        result = stylize(self.extractor, self.config, content, target, self.styles, on_step=on_step)
+        return self._colour(result.image.to(self.device), content)
+
+    def warm(self, content: Tensor, init: Tensor, steps: int, temporal: TemporalTarget | None,
+             on_step: StepCallback | None) -> Tensor:
+        """A frame started from `init` (the previous stylized frame, warped), one scale."""
+        target = luminance(content) if self.grey else content
+        objective = build_objective(self.extractor, self.config, target, self.styles)
         if temporal is not None:
             objective.extra_terms["temporal"] = temporal
-        return optimize(objective, init, self.config.replace(steps=steps), on_step).image
+        start = luminance(init) if self.grey else init
+        if self.config.normalize_gradients:
+            balance_style_layers(objective, start)
+        image = optimize(objective, start, self.config.replace(steps=steps), on_step).image
+        return self._colour(image.to(self.device), content)
+
+    def _colour(self, image: Tensor, content: Tensor) -> Tensor:
+        return with_content_chroma(image, content) if self.grey else image
 
 
 class WorkFolder:
@@ -214,11 +186,18 @@ class WorkFolder:
 
     def start(self, settings: dict[str, Any]) -> None:
         self.path.mkdir(exist_ok=True)
-        (self.path / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True))
+        write_text_atomic(self.path / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True))
 
     def clear(self) -> None:
         if self.path.exists():
             shutil.rmtree(self.path)
+
+    def clear_frames(self) -> None:
+        """Forget the frames and settings of another run, keeping the folder (and its lock)."""
+        if self.path.is_dir():
+            for path in self.path.glob("frame_*.png"):
+                path.unlink()
+            (self.path / SETTINGS_FILE).unlink(missing_ok=True)
 
     def save(self, index: int, image: Tensor) -> Tensor:
         """Store a frame; returns it as stored (8-bit), so that a resumed run
@@ -234,26 +213,27 @@ class WorkFolder:
             yield load_image(self.frame_path(index))
 
 
-def _settings(config: Config, options: VideoOptions, source: Path, styles: Sequence[str | Path]) -> dict[str, Any]:
-    """What decides the frames: a changed value makes finished frames stale. (Not
-    --max-frames: a longer run may reuse the frames of a shorter one.)"""
-    return {
-        "input": str(source.resolve()),
-        "styles": [str(Path(s).resolve()) for s in styles],
-        "config": picture_settings(config.to_dict(), with_seed=False),
-        "video": {k: v for k, v in asdict(options).items() if k not in ("keep_audio", "max_frames")},
-    }
+def _settings(request: Request, options: VideoOptions) -> dict[str, Any]:
+    """What decides the frames: the request key (config and input files by
+    content, seed left out: a resumed run keeps the seed of its frames) and the
+    video options. Not --max-frames: a longer run may reuse the frames of a
+    shorter one; not --no-audio."""
+    key = request_key(request.config, request.input_records(), seed_given=False)
+    video = {k: v for k, v in asdict(options).items() if k not in ("keep_audio", "max_frames")}
+    return {"request": key, "video": video}
 
 
-def _seed_for(work: WorkFolder, config: Config, settings: dict[str, Any], restart: bool) -> int:
+def _seed_for(work: WorkFolder, request: Request, settings: dict[str, Any], restart: bool) -> int:
     """The seed of this run: the user's, else that of the frames being resumed, else
-    a new one. Raises NstError if the work folder holds frames of other settings."""
+    the request's new one. Raises NstError if the work folder holds frames of other
+    settings."""
+    assert request.config.seed is not None
     stored = None if restart else work.stored_settings()
     if stored is None:
-        work.clear()
-        return config.seed if config.seed is not None else secrets.randbelow(2**31)
+        work.clear_frames()
+        return request.config.seed
     changed = differences({k: v for k, v in stored.items() if k != "seed"}, settings)
-    if config.seed is not None and config.seed != stored.get("seed"):
+    if request.seed_given and request.config.seed != stored.get("seed"):
         changed.append("seed")
     if changed:
         raise NstError(
@@ -269,77 +249,77 @@ def stylize_video(
     source: str | Path,
     styles: Sequence[str | Path],
     output: str | Path,
-    on_frame: FrameCallback | None = None,
-    on_step: StepCallback | None = None,
+    on_event: EventCallback | None = None,
     restart: bool = False,
+    command: str = "nst video",
+    prepared: tuple[Request, Clip] | None = None,
 ) -> VideoRun:
     """Stylize the clip at `source` (video file, GIF or frame folder) into `output`.
 
-    restart: discard frames an earlier, interrupted run left in the work folder.
+    Events: a JobEvent per frame (skipped when resumed from the work folder,
+    started, finished) and the steps. restart: discard frames an earlier,
+    interrupted run left in the work folder. prepared: what prepare_video returned
+    for these arguments, if the caller checked them already.
     """
-    source, output = Path(source), check_output(output)
-    if not styles:
-        raise NstError("video needs at least one style image")
-    if output.exists() and output.resolve() == source.resolve():
-        raise NstError(f"the output would overwrite the input {source}; give another output name")
-    if config.init is not None and config.init not in INIT_KINDS:
-        raise NstError(f"video takes --init {', '.join(INIT_KINDS)}, got {config.init!r}")
-    device = select_device(config.device)
-    # Frames are optimized at one scale: a warm start from the previous frame
-    # already holds the large structure that coarse-to-fine would build.
-    config = config.replace(task="transfer", scales=1).resolved(device.type)
-    clip = open_clip(source)
+    request, clip = prepared or prepare_video(config, options, source, styles, output)
+    output = check_output(output)
     fps = parse_fps(options.fps) if options.fps is not None else None
     rate = output_rate(clip, fps)
-    style_tensors = _load_styles(config, styles, device)
-
     work = WorkFolder(output)
-    settings = _settings(config, options, source, styles)
-    config = config.replace(seed=_seed_for(work, config, settings, restart))
-    work.start({**settings, "seed": config.seed})
-
-    done = VideoRun(output, config, options, rate, clip.size)
-    _stylize_frames(done, clip, fps, style_tensors, work, device, on_frame, on_step)
-    audio = clip if options.keep_audio and clip.kind == "video" else None
-    write_clip(work.frames(done.frames), output, rate, audio)
+    with FolderLock(work.path, command) as lock:
+        if lock.note and on_event is not None:
+            on_event(JobEvent("queued", lock.note, total=None))
+        settings = _settings(request, options)
+        seed = _seed_for(work, request, settings, restart)
+        request = dataclasses.replace(request, config=request.config.replace(seed=seed))
+        work.start({**settings, "seed": seed})
+        done = VideoRun(output, request.config, options, rate, clip.size)
+        _stylize_frames(done, request, clip, fps, work, on_event)
+        audio = clip if options.keep_audio and clip.kind == "video" else None
+        write_clip(work.frames(done.frames), output, rate, audio)
     work.clear()
     return done
 
 
-def _load_styles(config: Config, styles: Sequence[str | Path], device: torch.device) -> list[Tensor]:
-    side = config.style_size or config.size
-    assert side is not None
-    return [to_tensor(resize_longest(load_image(s, config.max_pixels), side)).to(device) for s in styles]
+def _load_styles(request: Request) -> list[Tensor]:
+    assert request.sizes is not None
+    device = torch.device(request.device)
+    return [to_tensor(load_image(s.path, request.config.max_pixels).resize(size, Image.Resampling.LANCZOS))
+            .to(device) for s, size in zip(request.styles, request.sizes.styles, strict=True) if s.path]
 
 
 def _stylize_frames(
     run: VideoRun,
+    request: Request,
     clip: Clip,
     fps: Fraction | None,
-    styles: Sequence[Tensor],
     work: WorkFolder,
-    device: torch.device,
-    on_frame: FrameCallback | None,
-    on_step: StepCallback | None,
+    on_event: EventCallback | None,
 ) -> None:
     """The frame loop, filling in `run`: each frame is resumed from the work folder
     or stylized and stored there."""
-    config = run.config
+    config, device = run.config, torch.device(request.device)
     assert config.size is not None
-    stylizer = FrameStylizer(config, styles, device)
+    stylizer: FrameStylizer | None = None
     finished = work.finished()
     total = planned_frames(clip, fps, run.options.max_frames)
     consistent = run.options.mode == "consistent"
+    on_step = steps_only(on_event)
     previous: tuple[Tensor, Tensor, Tensor] | None = None  # frame t-1: content, stylized, for flow
     for index, frame in enumerate(read_frames(clip, fps, run.options.max_frames)):
+        label = f"frame {index + 1}"
         content = to_tensor(resize_longest(frame, config.size)).to(device)
         for_flow = to_tensor(resize_longest(frame, flow_side(config.size)))
         run.size = (content.shape[-1], content.shape[-2])
+        if stylizer is None:
+            stylizer = FrameStylizer(request, _load_styles(request), content)
         start = time.perf_counter()
         motion = motion_between(previous[2], for_flow, run.size) if previous is not None else None
         if index < finished:
             stylized, steps = work.load(index, device), 0
+            notify(on_event, JobEvent("skipped", label, index, total, message="finished earlier"))
         else:
+            notify(on_event, JobEvent("started", label, index, total))
             warm = consistent and motion is not None and motion.reliable_share >= SCENE_CUT_SHARE
             previous_stylized = previous[1] if warm and previous is not None else None
             image, steps = _stylize_frame(stylizer, run, content, previous_stylized, motion, on_step)
@@ -347,18 +327,18 @@ def _stylize_frames(
             elapsed = time.perf_counter() - start
             run.frame_times.append(elapsed)
             (run.warm_times if warm else run.fresh_times).append(elapsed)
-        error = None
+            notify(on_event, JobEvent("finished", label, index, total, elapsed))
         if previous is not None and motion is not None:
-            error = warping_error(stylized, previous[1], motion)
-            run.warping_errors.append(error)
+            run.warping_errors.append(warping_error(stylized, previous[1], motion))
             run.input_warping_errors.append(warping_error(content, previous[0], motion))
         run.frames, run.resumed = index + 1, min(finished, index + 1)
-        if on_frame is not None:
-            on_frame(FrameEvent(index, total, run.frame_times[-1] if steps else 0.0, steps,
-                                index < finished, error))
         previous = (content, stylized, for_flow)
     if run.frames == 0:
         raise NstError(f"{clip.path} gave no frames")
+
+
+
+
 
 
 def _stylize_frame(
@@ -370,15 +350,16 @@ def _stylize_frame(
     on_step: StepCallback | None,
 ) -> tuple[Tensor, int]:
     """One frame and its step count: warm-started from `previous` (stylized frame t-1)
-    moved by `motion` and held to it, or, without `previous`, from scratch."""
+    moved by `motion` and held to it, or, without `previous`, from scratch
+    (coarse-to-fine, as `nst transfer` would)."""
     config, options = run.config, run.options
     assert config.steps is not None
     if previous is None or motion is None:
-        init = init_image(str(config.init), content, config.alpha, config.seed)
-        return stylizer(content, init, config.steps, None, on_step), config.steps
+        return stylizer.fresh(content, on_step), config.steps
     warped = warp_image(previous, motion.backward)
     temporal = None
     if options.temporal_weight:
-        temporal = TemporalTarget(warped, motion.weight_tensor(content.device), options.temporal_weight)
+        target = luminance(warped) if stylizer.grey else warped
+        temporal = TemporalTarget(target, motion.weight_tensor(content.device), options.temporal_weight)
     steps = options.warm_steps(config.steps)
-    return stylizer(content, warped, steps, temporal, on_step), steps
+    return stylizer.warm(content, warped, steps, temporal, on_step), steps

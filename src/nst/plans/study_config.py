@@ -16,7 +16,7 @@ from typing import Any
 
 from nst.config import Config
 from nst.errors import NstError
-from nst.jobs.studies import StudyPlan
+from nst.jobs.study_plan import StudyPlan
 from nst.plans.sweeps import PRESETS, Axis, Inputs, Sweep, axis, params_preset, sliding_windows
 from nst.samples import CONTENT_SAMPLES, STYLE_SAMPLES, sample_path
 
@@ -198,4 +198,7 @@ def load_study(path: str | Path, output: str | Path | None = None, force: bool =
     if device:  # the command line's --device wins over the file
         sweeps = [dataclasses.replace(s, base=s.base.replace(device=device)) for s in sweeps]
     target = Path(output if output is not None else data.get("output", f"{path.stem}-out"))
-    return StudyPlan(sweeps, target, str(data.get("title", "nst study")), force)
+    # The folder belongs to the study of this title (an edited copy of its file
+    # resumes it); another study may not write into it without --force.
+    title = str(data.get("title", "nst study"))
+    return StudyPlan(sweeps, target, title, force, owner=f"study:{title}")

@@ -1,0 +1,44 @@
+"""Where a run computes: the one place that turns --device into a torch device."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nst.errors import NstError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def select_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; others are checked."""
+    import torch  # noqa: PLC0415  (loaded only once a run is certain to start)
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise NstError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise NstError(f"device {name!r} requested but CUDA is not available here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise NstError(f"device {name!r} requested but only {torch.cuda.device_count()} GPU(s) exist")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise NstError("device 'mps' requested but MPS is not available here")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise NstError(f"unsupported device {name!r}; expected auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def device_kind_without_torch(name: str) -> str | None:
+    """'cpu', 'cuda' or 'mps' when --device says so without asking torch; None for 'auto'."""
+    for kind in ("cpu", "cuda", "mps"):
+        if name == kind or name.startswith(f"{kind}:"):
+            return kind
+    return None

@@ -1,0 +1,265 @@
+"""One request type, and the one place that checks and prepares it.
+
+Every door (transfer, batch, each video frame's clip, every sweep run) turns
+what the user asked for into a `Request` with `prepare`, which refuses bad input
+in one line before anything large is decoded or allocated: the combination of
+task and inputs, every input file (header only), the output (never one of the
+inputs), every size the run will allocate, the device. Checks that need no
+torch run before torch is imported, so a refusal is quick.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from nst.config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, Config
+from nst.core.device import device_kind_without_torch, select_device
+from nst.core.geometry import SizePlan, plan_sizes
+from nst.errors import NstError
+from nst.files.images import check_writable, probe_image
+from nst.record import InputRecord, request_key
+
+ImageInput = str | Path | Image.Image
+INIT_KINDS = ("content", "noise", "blend")
+# A new seed per request when none is given: below 2**31, to stay readable.
+SEED_RANGE = 2**31
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """An input image: its role, how the user named it, where it is, its content
+    hash and its size as the picture will be seen (EXIF orientation applied)."""
+
+    role: str  # content | style | mask | init
+    label: str
+    path: Path | None  # resolved; None for an in-memory image (Python API)
+    sha256: str
+    size: tuple[int, int]
+    image: Image.Image | None = field(default=None, compare=False, repr=False)
+
+    def record(self) -> InputRecord:
+        return InputRecord(self.role, self.label, self.sha256)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked run: the resolved config (every default and the seed filled in),
+    its inputs, the sizes it will allocate, the device, and the output (if any)."""
+
+    config: Config
+    seed_given: bool
+    device: str  # torch device string: cpu, cuda, cuda:1, mps
+    content: InputFile | None
+    styles: tuple[InputFile, ...]
+    masks: tuple[InputFile, ...] = ()
+    init: InputFile | None = None
+    sizes: SizePlan | None = None
+    output: Path | None = None
+
+    @property
+    def inputs(self) -> tuple[InputFile, ...]:
+        first = (self.content,) if self.content is not None else ()
+        last = (self.init,) if self.init is not None else ()
+        return (*first, *self.styles, *self.masks, *last)
+
+    def input_records(self) -> tuple[InputRecord, ...]:
+        return tuple(i.record() for i in self.inputs)
+
+    def key(self) -> dict[str, object]:
+        """What decides the picture (see record.request_key): the resume rule."""
+        return request_key(self.config, self.input_records(), self.seed_given)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def _cached_sha256(path: Path) -> str:
+    """A batch or study hashes the same style files over and over: remember
+    each file's hash while its size and modification time stay the same."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _hash_cache:
+        _hash_cache[key] = sha256_file(path)
+    return _hash_cache[key]
+
+
+def input_file(role: str, source: ImageInput, max_pixels: int) -> InputFile:
+    """Check an input (header only: nothing is decoded) and describe it."""
+    if isinstance(source, Image.Image):
+        pixels = source.tobytes()
+        return InputFile(role, "<in-memory image>", None, hashlib.sha256(pixels).hexdigest(),
+                         source.size, source)
+    path = Path(source)
+    size = probe_image(path, max_pixels)
+    try:
+        digest = _cached_sha256(path)
+    except OSError as error:
+        raise NstError(f"cannot read {path}: {error.strerror or error}") from None
+    return InputFile(role, str(source), path.resolve(), digest, size)
+
+
+def check_combination(config: Config, content: bool, styles: int, masks: int) -> None:
+    """Refuse combinations of task and inputs that cannot work."""
+    if config.task in ("reconstruct", "transfer") and not content:
+        raise NstError(f"{config.task} needs a content image")
+    if config.task in ("texture", "transfer") and not styles:
+        raise NstError(f"{config.task} needs at least one style image")
+    if config.style_blend is not None and len(config.style_blend) != styles:
+        raise NstError(f"style-blend has {len(config.style_blend)} weights for {styles} style images")
+    if config.task == "texture" and config.init in ("content", "blend"):
+        raise NstError("texture synthesis has no content image: use --init noise or an image path")
+    if config.preserve_color is not None and config.task != "transfer":
+        raise NstError(f"preserve-color needs a content image and a style; {config.task} does not have both")
+    if masks and config.task != "transfer":
+        raise NstError("masks place styles on a content image: use them with transfer")
+    if masks and config.style_blend is not None:
+        raise NstError("style-blend mixes styles everywhere, masks place them apart: use one or the other")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same resolved path (symlinks, '..'
+    and '.' followed) or, for existing files, the same inode (hard links)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_an_input(output: Path, inputs: Sequence[InputFile | Path]) -> None:
+    """An output never replaces one of its inputs."""
+    for item in inputs:
+        path = item if isinstance(item, Path) else item.path
+        if path is not None and same_file(output, path):
+            role = "" if isinstance(item, Path) else f" ({item.role} image)"
+            raise NstError(f"the output {output} is an input{role}; nst never replaces its inputs: "
+                           "choose another output name")
+
+
+def prepare(
+    config: Config,
+    content: ImageInput | None = None,
+    styles: Sequence[ImageInput] = (),
+    masks: Sequence[ImageInput] = (),
+    output: str | Path | None = None,
+    seed_given: bool | None = None,
+) -> Request:
+    """Check everything about a run and fill in its defaults; see the module doc.
+
+    reconstruct needs `content`; texture needs `styles`; transfer needs both.
+    masks (transfer only): one colour-labelled image, or one greyscale image per
+    style. output: where the caller will write the image (checked here: format,
+    writable folder, not an input). seed_given: whether the user chose the seed,
+    for doors that draw one seed for many requests (default: config.seed is set).
+    """
+    content_file, style_files, mask_files, init_file = describe_inputs(config, content, styles, masks)
+    return prepare_files(config, content_file, style_files, mask_files, init_file, output, seed_given)
+
+
+def precheck(
+    config: Config,
+    content: ImageInput | None = None,
+    styles: Sequence[ImageInput] = (),
+    masks: Sequence[ImageInput] = (),
+    output: str | Path | None = None,
+) -> None:
+    """Every check of `prepare` that needs no torch (for doors that prepare many
+    requests: all of them are checked before the first loads torch)."""
+    content_file, style_files, _, _ = describe_inputs(config, content, styles, masks)
+    _early_checks(config, content_file, style_files, _files(content_file, style_files), output)
+
+
+Described = tuple[InputFile | None, tuple[InputFile, ...], tuple[InputFile, ...], InputFile | None]
+
+
+def describe_inputs(
+    config: Config, content: ImageInput | None, styles: Sequence[ImageInput], masks: Sequence[ImageInput]
+) -> Described:
+    """The task's inputs, checked and described (headers and hashes only)."""
+    content = content if config.task in ("reconstruct", "transfer") else None
+    styles = styles if config.task != "reconstruct" else ()
+    check_combination(config, content is not None, len(styles), len(masks))
+    limit = config.max_pixels
+    content_file = input_file("content", content, limit) if content is not None else None
+    style_files = tuple(input_file("style", s, limit) for s in styles)
+    mask_files = tuple(input_file("mask", m, limit) for m in masks)
+    init_file = None
+    if config.init is not None and config.init not in INIT_KINDS:
+        init_file = input_file("init", config.init, limit)
+    return content_file, style_files, mask_files, init_file
+
+
+def _files(*groups: InputFile | None | tuple[InputFile, ...]) -> tuple[InputFile, ...]:
+    files: list[InputFile] = []
+    for group in groups:
+        if isinstance(group, InputFile):
+            files.append(group)
+        elif group is not None:
+            files.extend(group)
+    return tuple(files)
+
+
+def _early_checks(config: Config, content: InputFile | None, styles: tuple[InputFile, ...],
+                  inputs: tuple[InputFile, ...], output: str | Path | None) -> Path | None:
+    """The output (format, folder, never an input) and, where they are known
+    without torch, every size."""
+    out = None
+    if output is not None:
+        out = check_writable(output)
+        check_not_an_input(out, inputs)
+    early_size = _size_without_torch(config)
+    if early_size is not None:
+        _plan(config.replace(size=early_size, steps=config.steps or 1), content, styles)
+    return out
+
+
+def prepare_files(
+    config: Config,
+    content: InputFile | None,
+    styles: tuple[InputFile, ...],
+    masks: tuple[InputFile, ...] = (),
+    init: InputFile | None = None,
+    output: str | Path | None = None,
+    seed_given: bool | None = None,
+) -> Request:
+    """`prepare` for inputs already described (a video's clip is one content
+    input): output, sizes, device, defaults and seed."""
+    out = _early_checks(config, content, styles, _files(content, styles, masks, init), output)
+    device = select_device(config.device)  # the first moment torch is needed
+    seed_given = config.seed is not None if seed_given is None else seed_given
+    config = config.resolved(device.type)
+    if config.seed is None:
+        config = config.replace(seed=secrets.randbelow(SEED_RANGE))
+    sizes = _plan(config, content, styles)
+    return Request(config, seed_given, str(device), content, styles, masks, init, sizes, out)
+
+
+def _size_without_torch(config: Config) -> int | None:
+    """The output size, where it does not depend on what torch finds: given, or
+    the default of a device named explicitly. None for --device auto without --size."""
+    if config.size is not None:
+        return config.size
+    kind = device_kind_without_torch(config.device)
+    if kind is None:
+        return None
+    return CPU_DEFAULT_SIZE if kind == "cpu" else GPU_DEFAULT_SIZE
+
+
+def _plan(config: Config, content: InputFile | None, styles: Sequence[InputFile]) -> SizePlan:
+    return plan_sizes(config, content.size if content is not None else None, [s.size for s in styles])

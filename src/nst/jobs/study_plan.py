@@ -1,0 +1,80 @@
+"""A study's plan: its sweeps, its folder, and each run's prepared Request.
+
+Torch-free to import, so `nst study` refuses a bad study file before torch loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nst.errors import NstError
+from nst.jobs.request import Request, precheck, prepare
+from nst.jobs.resume import answers, read_record
+from nst.plans.sweeps import RunSpec, Sweep
+from nst.record import RunRecord
+
+RESULTS_NAME = "results.json"
+REPORT_NAME = "index.html"
+
+
+@dataclass
+class StudyPlan:
+    """The sweeps of a study and where it goes. `owner` names who the folder
+    belongs to: "sweep" (sweep commands build up one report together) or
+    "study:<path of its TOML file>"."""
+
+    sweeps: Sequence[Sweep]
+    output: Path
+    title: str = "nst study"
+    force: bool = False  # rerun every run, and use a folder nst did not make for this owner
+    keep_other_sweeps: bool = False  # keep sweeps of an earlier results.json in the report
+    owner: str = "sweep"
+    command: str = "nst study"
+    _requests: dict[tuple[str, str], Request] = field(default_factory=dict)
+
+    def request(self, sweep: Sweep, spec: RunSpec) -> Request:
+        """The run's Request (prepared once: checks, defaults, input hashes)."""
+        key = (sweep.name, spec.slug)
+        if key not in self._requests:
+            try:
+                self._requests[key] = prepare(spec.config, spec.content, spec.styles)
+            except NstError as error:
+                raise NstError(f"{sweep.name} {spec.label}: {error}") from None
+        return self._requests[key]
+
+    def image_path(self, sweep: Sweep, spec: RunSpec) -> Path:
+        return self.output / "images" / sweep.name / f"{spec.slug}.png"
+
+    def check(self) -> int:
+        """Validate every run before the first one starts; returns how many there
+        are. The checks that need no torch run for every run first, so a bad
+        run anywhere in a study is refused at once."""
+        names = [s.name for s in self.sweeps]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise NstError(f"two sweeps share a name: {', '.join(twice)}")
+        runs = []
+        for sweep in self.sweeps:
+            sweep.check_inputs()
+            for spec in sweep.runs():
+                try:
+                    precheck(spec.config, spec.content, spec.styles)
+                except NstError as error:
+                    raise NstError(f"{sweep.name} {spec.label}: {error}") from None
+                runs.append((sweep, spec))
+        for sweep, spec in runs:
+            self.request(sweep, spec)
+        return len(runs)
+
+    def saved(self, sweep: Sweep, spec: RunSpec) -> RunRecord | None:
+        """The record of an earlier run of this spec that answers its request."""
+        path = self.image_path(sweep, spec)
+        if self.force or not path.is_file():
+            return None
+        record = read_record(path)
+        return record if isinstance(record, RunRecord) and answers(record, self.request(sweep, spec)) \
+            else None
+
+

@@ -1,0 +1,94 @@
+"""What a video job is before it runs: the options of `nst video` that are not
+options of a transfer, and the clip's Request. Torch-free, so the command line
+refuses a bad video command before torch loads."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nst.config import Config
+from nst.errors import NstError
+from nst.files.frames import Clip, check_output, open_clip, parse_fps
+from nst.jobs.request import (
+    INIT_KINDS,
+    InputFile,
+    Request,
+    check_combination,
+    check_not_an_input,
+    input_file,
+    prepare_files,
+    sha256_file,
+)
+
+MODES = ("consistent", "independent")
+# Temporal loss weight on our loss scale (features at Caffe/255, content weight
+# 10, style 1e6; images in [0, 1]). See README, "Video": higher holds frames
+# closer to the warped previous one, at the cost of smearing where flow is wrong.
+DEFAULT_TEMPORAL_WEIGHT = 2e4
+# Steps for warm-started frames, as a share of --steps (see README for the
+# measurement behind it).
+WARM_START_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a clip is cut and how its frames are tied together."""
+
+    mode: str = "consistent"
+    temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT
+    frame_steps: int | None = None  # steps of warm-started frames; None: WARM_START_SHARE * steps
+    fps: float | None = None  # None: the input's frame rate
+    max_frames: int | None = None
+    keep_audio: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise NstError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
+        weight = self.temporal_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                or weight < 0:
+            raise NstError(f"temporal-weight must be a number of at least 0, got {weight!r}")
+        for name in ("frame_steps", "max_frames"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise NstError(f"{name.replace('_', '-')} must be an integer of at least 1, got {value!r}")
+        if self.fps is not None:
+            parse_fps(self.fps)
+
+    def warm_steps(self, steps: int) -> int:
+        return self.frame_steps or max(1, round(steps * WARM_START_SHARE))
+
+
+def clip_input(clip: Clip) -> InputFile:
+    """The clip as the content input of a request: a video or GIF by its file's
+    hash, a frame folder by the hashes of its frames in order."""
+    if clip.kind == "folder":
+        digest = hashlib.sha256()
+        for frame in clip.frame_files:
+            digest.update(sha256_file(frame).encode())
+        sha = digest.hexdigest()
+    else:
+        sha = sha256_file(clip.path)
+    return InputFile("content", str(clip.path), clip.path.resolve(), sha, clip.size)
+
+
+def prepare_video(config: Config, options: VideoOptions, source: str | Path, styles: Sequence[str | Path],
+                  output: str | Path) -> tuple[Request, Clip]:
+    """The job layer's checks for a clip: options, output (never an input), the
+    clip and styles (headers), sizes, device, defaults and seed."""
+    source, output = Path(source), check_output(output)
+    if not styles:
+        raise NstError("video needs at least one style image")
+    if config.init is not None and config.init not in INIT_KINDS:
+        raise NstError(f"video takes --init {', '.join(INIT_KINDS)}, got {config.init!r}")
+    config = config.replace(task="transfer")
+    check_combination(config, True, len(styles), 0)
+    style_files = tuple(input_file("style", s, config.max_pixels) for s in styles)
+    if output.exists() or output.parent.exists():
+        check_not_an_input(output, [source, *(s.path for s in style_files if s.path is not None)])
+    clip = open_clip(source)
+    return prepare_files(config, clip_input(clip), style_files), clip
