@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/nst demo -o nst-demo "$@"
 echo "Result: nst-demo/"
+echo "Run nst yourself: .venv/bin/nst --help (or: source .venv/bin/activate; nst --help)"
