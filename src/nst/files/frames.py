@@ -21,7 +21,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from nst.errors import NstError
 from nst.files.atomic import atomic_path, temporary_folder
-from nst.files.images import load_image
+from nst.files.images import load_image, upright_size
 
 # Containers nst writes, by extension: (video codec, its options, audio codec).
 VIDEO_FORMATS: dict[str, tuple[str, dict[str, str], str]] = {
@@ -132,19 +132,13 @@ def _open_folder(path: Path) -> Clip:
 
 def _image_size(path: Path) -> tuple[int, int]:
     """Width and height from the header only (upright, as load_image will give it)."""
+    # Header only: corrupt pixel data is left to read_frames, which --max-frames
+    # can stop before.
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            try:
-                orientation = image.getexif().get(0x0112, 1)
-            except PILLOW_ERRORS:
-                # Pillow decodes a whole PNG to find its EXIF: corrupt pixel data is
-                # left to read_frames, which --max-frames can stop before.
-                orientation = 1
+            return upright_size(image)
     except PILLOW_ERRORS as error:
         raise NstError(f"cannot read frame {path}: not an image or corrupt") from error
-    # EXIF orientations 5-8 swap width and height.
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def _open_gif(path: Path) -> Clip:

@@ -125,6 +125,11 @@ def _upright_size(image: Image.Image, orientation: int) -> tuple[int, int]:
     return (height, width) if orientation in SWAPS_SIDES else (width, height)
 
 
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of an opened image as it will be seen, from its header only."""
+    return _upright_size(image, _orientation(image))
+
+
 def probe_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """(width, height) of an image file as it will be seen (EXIF orientation
     applied), from its header only: no pixel is decoded. Every failure is an

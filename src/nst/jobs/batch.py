@@ -133,20 +133,8 @@ def _run_items(items: list[BatchItem], config: Config, styles: Sequence[str | Pa
     from nst.core.features import extractor_for  # noqa: PLC0415
     from nst.jobs.runner import execute  # noqa: PLC0415
 
-    requests: dict[BatchItem, Request] = {}
     report = BatchReport(config=config)
-    checked = []
-    for item in items:  # every check that needs no torch, for every image, first
-        try:
-            precheck(config, item.source, styles)
-            checked.append(item)
-        except NstError as error:
-            report.failed.append((item, str(error)))
-    for item in checked:
-        try:
-            requests[item] = prepare(config, item.source, styles, seed_given=seed_given)
-        except NstError as error:
-            report.failed.append((item, str(error)))
+    requests = _prepare_items(items, config, styles, seed_given, report)
     done_before = _done_before(requests, overwrite)
     extractor = None
     total = len(items)
@@ -184,6 +172,24 @@ def _run_items(items: list[BatchItem], config: Config, styles: Sequence[str | Pa
     return report
 
 
+def _prepare_items(items: list[BatchItem], config: Config, styles: Sequence[str | Path], seed_given: bool,
+                   report: BatchReport) -> dict[BatchItem, Request]:
+    """Each image's Request; an image that cannot be prepared is a failure of
+    that image, not of the batch."""
+    requests: dict[BatchItem, Request] = {}
+    checked = []
+    for item in items:  # every check that needs no torch, for every image, first
+        try:
+            precheck(config, item.source, styles)
+            checked.append(item)
+        except NstError as error:
+            report.failed.append((item, str(error)))
+    for item in checked:
+        try:
+            requests[item] = prepare(config, item.source, styles, seed_given=seed_given)
+        except NstError as error:
+            report.failed.append((item, str(error)))
+    return requests
 
 
 def _check_outputs_are_not_inputs(items: Sequence[BatchItem], styles: Sequence[str | Path]) -> None:

@@ -23,6 +23,7 @@ from nst.core.features import FeatureExtractor, extractor_for
 from nst.core.masks import masks_from_images
 from nst.errors import NstError
 from nst.events import Event, EventCallback, JobEvent, Result, StepCallback, StepEvent
+from nst.files.atomic import remove_stale_temporaries
 from nst.files.images import load_image, save_image, to_tensor
 from nst.jobs.request import ImageInput, InputFile, Request, check_not_an_input, prepare
 from nst.record import RunRecord
@@ -48,6 +49,8 @@ class Run:
         if target is None:
             raise NstError("no output path: pass one to save()")
         check_not_an_input(target, self.request.inputs)
+        # Writers killed mid-write (kill -9, power loss) leave temporaries: clear theirs.
+        remove_stale_temporaries(target.parent)
         return save_image(self.result.image, target, self.record.to_dict(), self.alpha)
 
 

@@ -5,15 +5,17 @@ Torch-free to import, so `nst study` refuses a bad study file before torch loads
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nst.errors import NstError
-from nst.jobs.request import Request, precheck, prepare
+from nst.jobs.request import Request, check_not_an_input, precheck, prepare
 from nst.jobs.resume import answers, read_record
 from nst.plans.sweeps import RunSpec, Sweep
 from nst.record import RunRecord
+from nst.results import StudyResults
 
 RESULTS_NAME = "results.json"
 REPORT_NAME = "index.html"
@@ -65,7 +67,11 @@ class StudyPlan:
                     raise NstError(f"{sweep.name} {spec.label}: {error}") from None
                 runs.append((sweep, spec))
         for sweep, spec in runs:
-            self.request(sweep, spec)
+            request = self.request(sweep, spec)
+            try:
+                check_not_an_input(self.image_path(sweep, spec), request.inputs)
+            except NstError as error:
+                raise NstError(f"{sweep.name} {spec.label}: {error}") from None
         return len(runs)
 
     def saved(self, sweep: Sweep, spec: RunSpec) -> RunRecord | None:
@@ -78,3 +84,9 @@ class StudyPlan:
             else None
 
 
+def earlier_results(output: Path) -> StudyResults | None:
+    """The results.json an earlier command wrote to `output`, if it is one of this schema."""
+    try:
+        return StudyResults.from_dict(json.loads((output / RESULTS_NAME).read_text()))
+    except (OSError, ValueError):
+        return None
