@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nst.config import Config
 from nst.errors import NstError
 from nst.events import Event, StepEvent
-from nst.jobs.study_plan import REPORT_NAME, StudyPlan
+from nst.jobs.study_plan import REPORT_NAME, StudyPlan, earlier_results
 from nst.plans.study_config import load_study
 from nst.plans.sweeps import PRESETS, Inputs, Sweep, axis, parse_param, sliding_windows
 
@@ -211,7 +211,9 @@ def run_study_command(args: argparse.Namespace,
     command = command_line()
     if args.command == "sweep":
         sweeps = _sweeps_from_args(args, config_from_args)
-        title = args.title or f"nst sweep {args.kind}"
+        # A report that sweeps build up keeps its title (that of the study it belongs to).
+        earlier = earlier_results(args.output)
+        title = args.title or (earlier.title if earlier is not None else f"nst sweep {args.kind}")
         plan = StudyPlan(sweeps, args.output, title, args.force, keep_other_sweeps=True, owner="sweep",
                          command=command)
         return _run(plan, args.quiet, args.dry_run)

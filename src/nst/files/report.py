@@ -55,7 +55,9 @@ nav a { margin-right: 14px; }
 .muted, .meta { color: var(--muted); }
 .meta { font-size: 13px; margin: 2px 0 10px; }
 figure { margin: 0; }
-.grid img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+/* Grids are drawn at a readable size (files/grid.py): show them 1:1 and scroll wide ones. */
+.grid { overflow-x: auto; }
+.grid img { max-width: none; height: auto; border: 1px solid var(--line); }
 .grid figcaption { font-size: 13px; color: var(--muted); }
 details { margin: 10px 0 0; }
 summary { cursor: pointer; color: var(--muted); font-size: 14px; }

@@ -35,7 +35,7 @@ from nst.files.report import caption_stats, write_report
 from nst.jobs.folders import FolderLock, claim_folder
 from nst.jobs.resume import read_record
 from nst.jobs.runner import execute
-from nst.jobs.study_plan import REPORT_NAME, RESULTS_NAME, StudyPlan
+from nst.jobs.study_plan import REPORT_NAME, RESULTS_NAME, StudyPlan, earlier_results
 from nst.plans.sweeps import RunSpec, Sweep
 from nst.record import RunRecord
 from nst.results import AxisLabels, Comparison, StudyResults, StudyRun, SweepResult
@@ -129,14 +129,6 @@ def _sweep_result(sweep: Sweep) -> SweepResult:
         tuple(AxisLabels(a.name, tuple(a.labels)) for a in sweep.axes),
         sweep.columns, sweep.slider, sweep.show_stats,
     )
-
-
-def earlier_results(output: Path) -> StudyResults | None:
-    """The results.json an earlier command wrote to `output`, if it is one of this schema."""
-    try:
-        return StudyResults.from_dict(json.loads((output / RESULTS_NAME).read_text()))
-    except (OSError, ValueError):
-        return None
 
 
 def _earlier_sweeps(plan: StudyPlan) -> list[SweepResult]:
