@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nst import __version__
+from nst.cli.serve import add_serve_command, run_serve
 from nst.cli.studies import COMMANDS as STUDY_COMMANDS
 from nst.cli.studies import add_study_commands, command_line, run_study_command
 from nst.config import (
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_study_commands(commands, tr)
+    add_serve_command(commands)
     return parser
 
 
@@ -271,6 +273,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if len(given["content_layers"]) != 1:
             raise NstError(f"reconstruct takes one layer, got {args.content_layers!r}")
     elif args.command == "texture":
+        if args.alpha is not None:  # the one start image it blends (content) does not exist here
+            raise NstError("texture has no content image: --alpha only applies to --init blend of a transfer "
+                           "or reconstruction")
         given.update(style_layers=parse_layers(args.style_layers), content_layers=(),
                      content_weight=0.0, style_weight=DEFAULTS.style_weight)
     return config.replace(**given)
@@ -436,7 +441,7 @@ def _video_summary(done: Any) -> str:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "reconstruct": _single, "texture": _single, "transfer": _single,
-    "demo": _demo, "batch": _batch, "video": _video,
+    "demo": _demo, "batch": _batch, "video": _video, "serve": run_serve,
 }
 
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 COMMANDS = ("sweep", "study")
 # Options of `nst transfer` that `nst sweep` does not take over.
-NOT_FOR_SWEEPS = frozenset({"help", "output", "save_every"})
+# --mask is left out too: sweep runs have no mask input.
+NOT_FOR_SWEEPS = frozenset({"help", "output", "save_every", "mask"})
 
 SWEEP_HELP = """\
 kinds (each writes images, a labelled grid, results.json and index.html):

@@ -121,6 +121,9 @@ def check_combination(config: Config, content: bool, styles: int, masks: int) ->
         raise NstError(f"{config.task} needs at least one style image")
     if config.style_blend is not None and len(config.style_blend) != styles:
         raise NstError(f"style-blend has {len(config.style_blend)} weights for {styles} style images")
+    if config.style_blend is not None and styles == 1:
+        raise NstError("style-blend weighs several style images against each other; with one style "
+                       "it would change nothing: leave it out")
     if config.task == "texture" and config.init in ("content", "blend"):
         raise NstError("texture synthesis has no content image: use --init noise or an image path")
     if config.preserve_color is not None and config.task != "transfer":
