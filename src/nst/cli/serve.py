@@ -1,0 +1,73 @@
+"""`nst serve`: the studio's command-line options; the server itself is nst.serve.
+
+Registering the command imports neither fastapi nor torch, so `nst --help` stays fast
+and a missing extra is reported in one line when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from nst.errors import NstError
+
+DEFAULT_PORT = 8765
+
+
+def default_library() -> Path:
+    """Where the studio keeps its runs: $XDG_DATA_HOME/nst/studio, else ~/.local/share/nst/studio."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "nst" / "studio"
+
+
+def add_serve_command(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="the studio: a live, interactive page in your browser",
+                                description="Start the nst studio at http://HOST:PORT (it opens nothing).")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only); any other "
+                       "address needs --token")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    serve.add_argument("--token", help="a secret every request must carry (required off loopback)")
+    serve.add_argument("--library", type=Path, default=None,
+                       help=f"where runs are kept (default: {default_library()})")
+    serve.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    if not is_loopback(args.host):
+        print(f"nst: warning: serving on {args.host} makes the studio reachable from other machines",
+              file=sys.stderr)
+        if not args.token:
+            raise NstError(f"--host {args.host} is not a loopback address: give --token SECRET "
+                           "(every request must then carry it)")
+    if not 0 < args.port < 65536:
+        raise NstError(f"port must be between 1 and 65535, got {args.port}")
+    try:
+        from nst.serve.app import create_app, serve  # noqa: PLC0415
+    except ImportError as error:
+        missing = error.name or "a package"
+        raise NstError(f"nst serve needs the serve extra: pip install 'nst[serve]' ({missing} is missing)") \
+            from None
+    library = args.library or default_library()
+    app = create_app(library, token=args.token, device=args.device)
+    print(f"nst studio: http://{args.host}:{args.port}/ (library {library}; Ctrl-C stops it)",
+          file=sys.stderr)
+    try:
+        serve(app, args.host, args.port)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how the studio is meant to stop
+    print("nst studio stopped; runs are kept in the library", file=sys.stderr)
+    return 0
