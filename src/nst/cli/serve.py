@@ -7,6 +7,7 @@ and a missing extra is reported in one line when the command runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import sys
@@ -65,9 +66,7 @@ def run_serve(args: argparse.Namespace) -> int:
     app = create_app(library, token=args.token, device=args.device)
     print(f"nst studio: http://{args.host}:{args.port}/ (library {library}; Ctrl-C stops it)",
           file=sys.stderr)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the studio is meant to stop
         serve(app, args.host, args.port)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how the studio is meant to stop
     print("nst studio stopped; runs are kept in the library", file=sys.stderr)
     return 0
