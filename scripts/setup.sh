@@ -52,4 +52,4 @@ else
     echo "setup: no NVIDIA GPU: installing torch ${TORCH_VERSION}, the CPU build" >&2
     install_cpu_torch
 fi
-"${PIP[@]}" -e ".[dev,serve]"
+"${PIP[@]}" -e ".[dev,serve,ray]"

@@ -46,6 +46,7 @@ class JobEvent:
     elapsed_s: float = 0.0  # finished/failed: the job's wall time
     message: str = ""  # failed: the error; skipped: why
     record: RunRecord | None = field(default=None, repr=False)  # finished runs
+    worker: str = ""  # on a cluster: the worker that ran (started) or finished it
 
 
 Event = StepEvent | JobEvent

@@ -56,6 +56,9 @@ class ItemBar:
         self.bar = tqdm(total=None, desc=label, unit=unit, file=sys.stderr, dynamic_ncols=True)
         self.shown = 0.0
         self.current = ""
+        # On a cluster: each worker's first start and how many jobs it finished.
+        self.worker_start: dict[str, float] = {}
+        self.worker_done: dict[str, int] = {}
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepEvent):
@@ -67,10 +70,24 @@ class ItemBar:
             self.bar.write(f"nst: {event.label}", file=sys.stderr)
         elif event.status == "started":
             self.current = event.label
-            self.bar.set_postfix_str(event.label, refresh=True)
+            if event.worker:
+                self.worker_start.setdefault(event.worker, time.monotonic())
+            else:
+                self.bar.set_postfix_str(event.label, refresh=True)
         else:
-            self.bar.set_postfix_str(self._note(event), refresh=False)
+            if event.worker and event.status == "finished":
+                self.worker_done[event.worker] = self.worker_done.get(event.worker, 0) + 1
+            self.bar.set_postfix_str(self._rates() if event.worker else self._note(event), refresh=False)
             self.bar.update(1)
+
+    def _rates(self) -> str:
+        """Each worker's finished jobs per second since it started its first (a cluster run)."""
+        now = time.monotonic()
+        rates = []
+        for worker, start in sorted(self.worker_start.items()):
+            rate = self.worker_done.get(worker, 0) / max(now - start, 1e-9)
+            rates.append(f"{worker} {rate:.2f}/s" if rate >= 0.1 else f"{worker} {rate * 60:.2f}/min")
+        return " ".join(rates)
 
     @staticmethod
     def _note(event: JobEvent) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nst.cli.cluster import add_cluster_options, check_cluster_args, cluster_options, computer_for
 from nst.config import Config
 from nst.errors import NstError
 from nst.events import Event, StepEvent
@@ -68,6 +69,7 @@ def add_study_commands(commands: Any, transfer: argparse.ArgumentParser) -> None
     sweep.add_argument("--title", help="report title")
     sweep.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     _add_run_control(sweep)
+    add_cluster_options(sweep)
     shared = sweep.add_argument_group("run options (as for nst transfer)")
     for action in transfer._actions:  # the same Action objects argparse's parents= would share
         if action.option_strings and action.dest not in NOT_FOR_SWEEPS:
@@ -82,6 +84,7 @@ def add_study_commands(commands: Any, transfer: argparse.ArgumentParser) -> None
     study.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps; overrides the file")
     study.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     _add_run_control(study)
+    add_cluster_options(study)
 
 
 def _add_run_control(parser: argparse.ArgumentParser) -> None:
@@ -180,25 +183,33 @@ def _print_comparisons(sweeps: list[SweepResult]) -> None:
                   + (f" (at the first step: {c.start_loss:.4g})" if c.start_loss else ""))
 
 
-def _run(plan: StudyPlan, quiet: bool, dry_run: bool) -> int:
-    if dry_run:
+def _run(plan: StudyPlan, args: argparse.Namespace) -> int:
+    check_cluster_args(args)
+    options = cluster_options(args)
+    plan.run_on = options.device_kind if options is not None else None
+    if args.dry_run:
         return _dry_run(plan)
+    from nst.cli.progress import ItemBar  # noqa: PLC0415
     from nst.jobs.studies import run_study  # noqa: PLC0415  (loads torch)
 
-    console = None if quiet else StudyConsole()
+    console: Callable[[Event], None] | None = None
+    if not args.quiet:
+        # On a cluster runs finish side by side: one bar over them, not one per run.
+        console = ItemBar(args.command, "run") if args.cluster else StudyConsole()
     try:
-        results = run_study(plan, console)
+        with computer_for(args) as computer:
+            results = run_study(plan, console, computer)
     except KeyboardInterrupt:
         print(f"\nnst: interrupted; finished runs are kept in {plan.output}, run the same "
               "command again to resume", file=sys.stderr)
         return 130
     finally:
-        if console is not None:
+        if isinstance(console, ItemBar | StudyConsole):
             console.close()
     names = {s.name for s in plan.sweeps}
     sweeps = [s for s in results.sweeps if s.name in names]  # not those of earlier commands
     _print_comparisons(sweeps)
-    if not quiet:
+    if not args.quiet:
         statuses = [r.status for s in sweeps for r in s.runs]
         print(f"wrote {plan.output / REPORT_NAME} ({statuses.count('ran')} runs in "
               f"{duration(results.elapsed_s)}; {statuses.count('resumed')} already done, "
@@ -217,7 +228,7 @@ def run_study_command(args: argparse.Namespace,
         title = args.title or (earlier.title if earlier is not None else f"nst sweep {args.kind}")
         plan = StudyPlan(sweeps, args.output, title, args.force, keep_other_sweeps=True, owner="sweep",
                          command=command)
-        return _run(plan, args.quiet, args.dry_run)
+        return _run(plan, args)
     plan = load_study(args.config, args.output, args.force, args.device)
     plan.command = command
-    return _run(plan, args.quiet, args.dry_run)
+    return _run(plan, args)

@@ -9,16 +9,16 @@ failures at the end. Like the engine, this module never prints.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nst.config import Config
 from nst.errors import NstError, NstRuntimeError
-from nst.events import EventCallback, JobEvent, notify, steps_only
+from nst.events import EventCallback, JobEvent, notify
 from nst.files.contact_sheet import write_contact_sheets
 from nst.files.images import OUTPUT_FORMATS, load_image
+from nst.jobs.compute import Computer, Job, LocalComputer
 from nst.jobs.folders import FolderLock
 from nst.jobs.request import SEED_RANGE, Request, check_not_an_input, precheck, prepare
 from nst.jobs.resume import answers, read_record
@@ -96,6 +96,7 @@ def run_batch(
     overwrite: bool = False,
     on_event: EventCallback | None = None,
     command: str = "nst batch",
+    computer: Computer | None = None,
 ) -> BatchReport:
     """Style every image in `input_dir` into `out_dir`, then write index.jpg there.
 
@@ -103,6 +104,8 @@ def run_batch(
     JobEvent per image (skipped, started, finished or failed) and the steps.
     overwrite: redo outputs made earlier by nst with other settings (otherwise
     that is an error); files nst did not make are never replaced.
+    computer: where the images are computed (default: here, one after another;
+    cluster.doors.ClusterComputer: on a cluster). This process alone writes files.
     """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     _check_folders(input_dir, out_dir)
@@ -124,46 +127,51 @@ def run_batch(
     with FolderLock(out_dir, command) as lock:
         if lock.note and on_event is not None:
             on_event(JobEvent("queued", lock.note, total=len(items)))
-        return _run_items(items, config, styles, out_dir, seed_given, overwrite, on_event)
+        return _run_items(items, config, styles, out_dir, seed_given, overwrite, on_event,
+                          computer or LocalComputer())
 
 
 def _run_items(items: list[BatchItem], config: Config, styles: Sequence[str | Path], out_dir: Path,
-               seed_given: bool, overwrite: bool, on_event: EventCallback | None) -> BatchReport:
-    # The run itself needs torch; everything above was checked without it.
-    from nst.core.features import extractor_for  # noqa: PLC0415
-    from nst.jobs.runner import execute  # noqa: PLC0415
-
+               seed_given: bool, overwrite: bool, on_event: EventCallback | None,
+               computer: Computer) -> BatchReport:
     report = BatchReport(config=config)
-    requests = _prepare_items(items, config, styles, seed_given, report)
+    requests = _prepare_items(items, config, styles, seed_given, report, computer.run_on)
     done_before = _done_before(requests, overwrite)
-    extractor = None
     total = len(items)
+    jobs: list[Job] = []
+    early: list[JobEvent] = []  # images decided before any runs: reported in their place
     for index, item in enumerate(items):
         failure = next((reason for failed, reason in report.failed if failed == item), None)
         if failure is not None:
-            notify(on_event, JobEvent("failed", item.label, index, total, message=failure))
-            continue
-        if item in done_before:
+            early.append(JobEvent("failed", item.label, index, total, message=failure))
+        elif item in done_before:
             report.skipped.append(item)
-            notify(on_event, JobEvent("skipped", item.label, index, total, message="done earlier"))
-            continue
-        request = requests[item]
-        report.config = request.config
-        start = time.perf_counter()
-        notify(on_event, JobEvent("started", item.label, index, total))
+            early.append(JobEvent("skipped", item.label, index, total, message="done earlier"))
+        else:
+            jobs.append(Job(requests[item], item.label, index, total))
+
+    def report_early(before: int) -> None:
+        while early and early[0].index < before:
+            notify(on_event, early.pop(0))
+
+    report_early(jobs[0].index if jobs else total)
+    for outcome in computer.compute(jobs, on_event):
+        item, job = items[outcome.job.index], outcome.job
+        report_early(job.index)
+        report.config = job.request.config
         try:
-            if extractor is None:
-                extractor = extractor_for(request.config).to(request.device)
-            finished = execute(request, steps_only(on_event), extractor)
-            item.output.parent.mkdir(parents=True, exist_ok=True)
-            finished.save(item.output)
+            if outcome.error is not None:
+                raise outcome.error
+            outcome.save(item.output)
         except (NstError, NstRuntimeError) as error:
             report.failed.append((item, str(error)))
-            notify(on_event, JobEvent("failed", item.label, index, total, message=str(error)))
+            notify(on_event, JobEvent("failed", item.label, job.index, total, message=str(error),
+                                      worker=outcome.worker))
             continue
         report.done.append(item)
-        notify(on_event, JobEvent("finished", item.label, index, total, time.perf_counter() - start,
-                                   record=finished.record))
+        notify(on_event, JobEvent("finished", item.label, job.index, total, outcome.elapsed_s,
+                                  record=outcome.record, worker=outcome.worker))
+    report_early(total)
     report.failed.sort(key=lambda pair: items.index(pair[0]))
     finished_items = [item for item in items if item in report.done or item in report.skipped]
     if finished_items:
@@ -173,7 +181,7 @@ def _run_items(items: list[BatchItem], config: Config, styles: Sequence[str | Pa
 
 
 def _prepare_items(items: list[BatchItem], config: Config, styles: Sequence[str | Path], seed_given: bool,
-                   report: BatchReport) -> dict[BatchItem, Request]:
+                   report: BatchReport, run_on: str | None) -> dict[BatchItem, Request]:
     """Each image's Request; an image that cannot be prepared is a failure of
     that image, not of the batch."""
     requests: dict[BatchItem, Request] = {}
@@ -186,7 +194,7 @@ def _prepare_items(items: list[BatchItem], config: Config, styles: Sequence[str 
             report.failed.append((item, str(error)))
     for item in checked:
         try:
-            requests[item] = prepare(config, item.source, styles, seed_given=seed_given)
+            requests[item] = prepare(config, item.source, styles, seed_given=seed_given, run_on=run_on)
         except NstError as error:
             report.failed.append((item, str(error)))
     return requests

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -25,6 +26,9 @@ from nst.core.geometry import SizePlan, plan_sizes
 from nst.errors import NstError
 from nst.files.images import check_writable, probe_image
 from nst.record import InputRecord, request_key
+
+if TYPE_CHECKING:
+    import torch
 
 ImageInput = str | Path | Image.Image
 INIT_KINDS = ("content", "noise", "blend")
@@ -162,6 +166,7 @@ def prepare(
     masks: Sequence[ImageInput] = (),
     output: str | Path | None = None,
     seed_given: bool | None = None,
+    run_on: str | None = None,
 ) -> Request:
     """Check everything about a run and fill in its defaults; see the module doc.
 
@@ -170,9 +175,12 @@ def prepare(
     style. output: where the caller will write the image (checked here: format,
     writable folder, not an input). seed_given: whether the user chose the seed,
     for doors that draw one seed for many requests (default: config.seed is set).
+    run_on: the device kind of the machines that will run it, when that is not this
+    one (a cluster's workers: 'cpu' or 'cuda'); defaults are filled in for it, and
+    the workers check it.
     """
     content_file, style_files, mask_files, init_file = describe_inputs(config, content, styles, masks)
-    return prepare_files(config, content_file, style_files, mask_files, init_file, output, seed_given)
+    return prepare_files(config, content_file, style_files, mask_files, init_file, output, seed_given, run_on)
 
 
 def precheck(
@@ -240,17 +248,35 @@ def prepare_files(
     init: InputFile | None = None,
     output: str | Path | None = None,
     seed_given: bool | None = None,
+    run_on: str | None = None,
 ) -> Request:
     """`prepare` for inputs already described (a video's clip is one content
-    input): output, sizes, device, defaults and seed."""
+    input): output, sizes, device, defaults and seed (run_on: see `prepare`)."""
     out = _early_checks(config, content, styles, _files(content, styles, masks, init), output)
-    device = select_device(config.device)  # the first moment torch is needed
+    device = _remote_device(config.device, run_on) if run_on is not None \
+        else select_device(config.device)  # the first moment torch is needed
     seed_given = config.seed is not None if seed_given is None else seed_given
     config = config.resolved(device.type)
     if config.seed is None:
         config = config.replace(seed=secrets.randbelow(SEED_RANGE))
     sizes = _plan(config, content, styles)
     return Request(config, seed_given, str(device), content, styles, masks, init, sizes, out)
+
+
+def _remote_device(name: str, run_on: str) -> torch.device:
+    """The device a request runs on when other machines (of kind `run_on`) run it:
+    --device as given when it names that kind, else that kind itself."""
+    import torch  # noqa: PLC0415
+
+    if name == "auto":
+        return torch.device(run_on)
+    kind = device_kind_without_torch(name)
+    if kind is None:
+        raise NstError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps")
+    if kind != run_on:
+        hint = "give --gpus-per-worker" if kind == "cuda" else "leave out --gpus-per-worker"
+        raise NstError(f"--device {name} on workers that compute on {run_on}: {hint}, or leave out --device")
+    return torch.device(name)
 
 
 def _size_without_torch(config: Config) -> int | None:

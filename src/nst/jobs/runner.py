@@ -7,6 +7,7 @@ Inputs may be paths or PIL images, so the Python API works in memory too.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from nst.config import Config
 from nst.core.color import luminance, match_colors, matched_luminance, with_content_chroma
 from nst.core.engine import stylize
 from nst.core.features import FeatureExtractor, extractor_for
+from nst.core.geometry import used_layers
 from nst.core.masks import masks_from_images
 from nst.errors import NstError
 from nst.events import Event, EventCallback, JobEvent, Result, StepCallback, StepEvent
@@ -48,10 +50,17 @@ class Run:
         target = Path(path) if path is not None else self.request.output
         if target is None:
             raise NstError("no output path: pass one to save()")
-        check_not_an_input(target, self.request.inputs)
-        # Writers killed mid-write (kill -9, power loss) leave temporaries: clear theirs.
-        remove_stale_temporaries(target.parent)
-        return save_image(self.result.image, target, self.record.to_dict(), self.alpha)
+        return write_output(self.result.image, self.request, self.record, target, self.alpha)
+
+
+def write_output(image: torch.Tensor | Image.Image, request: Request, record: RunRecord, target: Path,
+                 alpha: Image.Image | None = None) -> Path:
+    """Write a finished run's image with its record, atomically: `Run.save`, and a
+    cluster driver writing the image a worker sent back (a decoded PIL image)."""
+    check_not_an_input(target, request.inputs)
+    # Writers killed mid-write (kill -9, power loss) leave temporaries: clear theirs.
+    remove_stale_temporaries(target.parent)
+    return save_image(image, target, record.to_dict(), alpha)
 
 
 def _decode(item: InputFile, max_pixels: int) -> Image.Image:
@@ -122,27 +131,105 @@ def execute(
     if on_event is not None:
         on_event(JobEvent("started", label))
     config = request.config
-    device = torch.device(request.device)
-    if device.type == "cuda":
-        # Every scale keeps its image size for hundreds of steps: let cuDNN time its
-        # convolution algorithms once per size and keep the fastest.
-        torch.backends.cudnn.benchmark = True
+    _prepare_device(request)
     tensors = load_tensors(request)
     torch.manual_seed(config.seed or 0)
-    network = extractor if extractor is not None else extractor_for(config).to(device)
+    network = extractor if extractor is not None else extractor_for(config).to(request.device)
     result = stylize(network, config, tensors.canvas, tensors.content, tensors.styles, tensors.masks,
                      tensors.init, on_event)
     if config.preserve_color == "luminance":
         result.image = with_content_chroma(result.image, tensors.canvas.cpu())
-    record = RunRecord(
-        config=config, inputs=request.input_records(), seed_given=request.seed_given,
-        losses=result.losses, steps=result.steps, run_time_s=result.elapsed_s,
-        wall_time_s=time.perf_counter() - started, device=request.device, nst_version=__version__,
-        torch_version=torch.__version__, history=tuple(result.history),
-    )
+    record = _record(request, result, time.perf_counter() - started)
     if on_event is not None:
         on_event(JobEvent("finished", label, elapsed_s=record.wall_time_s, record=record))
     return Run(result, request, record, tensors.alpha)
+
+
+def _prepare_device(request: Request) -> None:
+    if torch.device(request.device).type == "cuda":
+        # Every scale keeps its image size for hundreds of steps: let cuDNN time its
+        # convolution algorithms once per size and keep the fastest.
+        torch.backends.cudnn.benchmark = True
+
+
+def _record(request: Request, result: Result, wall_time_s: float) -> RunRecord:
+    return RunRecord(
+        config=request.config, inputs=request.input_records(), seed_given=request.seed_given,
+        losses=result.losses, steps=result.steps, run_time_s=result.elapsed_s,
+        wall_time_s=wall_time_s, device=request.device, nst_version=__version__,
+        torch_version=torch.__version__, history=tuple(result.history),
+    )
+
+
+def batch_key(request: Request) -> str | None:
+    """Requests with the same key can run as one batched optimization (`execute_batch`),
+    each image following the path it would follow alone: transfers that differ only in
+    their content image, of one size, starting from the content. None: this one runs alone
+    (masks, an init image, noise starts, colour preservation and gradient normalization
+    all depend on the image, or draw from one seed per run)."""
+    config = request.config
+    if (request.content is None or request.masks or request.init is not None or config.init != "content"
+            or config.preserve_color is not None or config.normalize_gradients):
+        return None
+    styles = [(style.sha256, style.size) for style in request.styles]
+    return json.dumps([config.to_dict(), request.device, styles, repr(request.sizes)], sort_keys=True)
+
+
+def execute_batch(
+    requests: Sequence[Request],
+    on_event: EventCallback | None = None,
+    extractor: FeatureExtractor | None = None,
+) -> list[Run]:
+    """Run requests that share one `batch_key` as one batched optimization: the
+    engine optimizes each image of a batch exactly as alone (per-image L-BFGS
+    histories and losses), so each Run equals its request's `execute` to float
+    tolerance. Each record holds its own final losses; its step history is the
+    batch's mean. Step events (the batch's mean losses) go to `on_event`."""
+    if len(requests) == 1:
+        return [execute(requests[0], on_event, extractor)]
+    keys = {batch_key(request) for request in requests}
+    if None in keys or len(keys) != 1:
+        raise ValueError("execute_batch needs requests of one batch_key")
+    started = time.perf_counter()
+    first = requests[0]
+    config = first.config
+    _prepare_device(first)
+    loaded = [load_tensors(request) for request in requests]
+    canvas = torch.cat([tensors.canvas for tensors in loaded])
+    contents = [tensors.content for tensors in loaded]
+    content = torch.cat([c for c in contents if c is not None])
+    torch.manual_seed(config.seed or 0)
+    network = extractor if extractor is not None else extractor_for(config).to(first.device)
+    result = stylize(network, config, canvas, content, loaded[0].styles, None, None, on_event)
+    wall = time.perf_counter() - started
+    runs = []
+    for index, (request, tensors) in enumerate(zip(requests, loaded, strict=True)):
+        own = Result(result.image[index:index + 1], dict(result.image_losses[index]), result.elapsed_s,
+                     result.steps, result.history, [result.image_losses[index]])
+        runs.append(Run(own, request, _record(request, own, wall), tensors.alpha))
+    return runs
+
+
+class ExtractorCache:
+    """The networks of the requests a process runs, kept loaded: one per set of
+    layers, weights, pooling, arithmetic and device (the weights themselves are
+    decoded once per process and shared). Holds the last few only."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self.networks: dict[tuple[object, ...], FeatureExtractor] = {}
+
+    def __call__(self, request: Request) -> FeatureExtractor:
+        config = request.config
+        key = (used_layers(config, config.task != "texture", config.task != "reconstruct"), config.weights,
+               config.pooling, config.precision, config.channels_last, request.device)
+        network = self.networks.pop(key, None)
+        if network is None:
+            network = extractor_for(config).to(request.device)
+        self.networks[key] = network  # most recently used last
+        while len(self.networks) > self.keep:
+            del self.networks[next(iter(self.networks))]
+        return network
 
 
 def run(

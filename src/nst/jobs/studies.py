@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,14 +29,14 @@ from PIL import Image
 from nst import __version__
 from nst.core.engine import build_objective
 from nst.core.features import extractor_for
-from nst.events import EventCallback, JobEvent, steps_only
+from nst.events import EventCallback, JobEvent, notify
 from nst.files.atomic import copy_atomic, write_text_atomic
 from nst.files.grid import Cell, grid_image, wrap
 from nst.files.images import save_image, to_tensor
 from nst.files.report import caption_stats, write_report
+from nst.jobs.compute import Computer, Job, LocalComputer
 from nst.jobs.folders import FolderLock, claim_folder
 from nst.jobs.resume import read_record
-from nst.jobs.runner import execute
 from nst.jobs.study_plan import REPORT_NAME, RESULTS_NAME, StudyPlan, earlier_results
 from nst.plans.sweeps import RunSpec, Sweep
 from nst.record import RunRecord
@@ -151,65 +153,118 @@ def _write_results(results: StudyResults, output: Path) -> None:
     write_report(results, output / REPORT_NAME)
 
 
-def run_study(plan: StudyPlan, on_event: EventCallback | None = None) -> StudyResults:
+def run_study(plan: StudyPlan, on_event: EventCallback | None = None,
+              computer: Computer | None = None) -> StudyResults:
     """Run (or resume) every sweep of `plan`; returns what results.json holds.
 
     results.json and index.html are rewritten after each sweep, so an
     interrupted study can be browsed as far as it got. Events: a JobEvent per run
     (started and finished, or skipped when resumed or copied) and the steps.
+    computer: where the runs are computed (default: here, one after another;
+    cluster.doors.ClusterComputer: on a cluster, all at once, each image written
+    as it comes back). This process alone writes files.
     """
+    computer = computer or LocalComputer()
+    plan.run_on = computer.run_on
     total = plan.check()
     with FolderLock(plan.output, plan.command) as lock:
         if lock.note and on_event is not None:
             on_event(JobEvent("queued", lock.note, total=total))
         claim_folder(plan.output, plan.owner, plan.force)
-        return _run_sweeps(plan, total, on_event)
+        return _run_sweeps(plan, total, on_event, computer)
 
 
-def _run_sweeps(plan: StudyPlan, total: int, on_event: EventCallback | None) -> StudyResults:
+@dataclass
+class _Planned:
+    """One run of the study, decided before any is computed: resumed from its own
+    image, copied from an identical run's, or computed (its job)."""
+
+    sweep: Sweep
+    spec: RunSpec
+    status: str  # resumed | copied | ran
+    source: Path | None = None  # copied: the image of the identical run
+    record: RunRecord | None = None  # resumed: its record
+    job: Job | None = None
+
+
+def _plan_runs(plan: StudyPlan, total: int) -> list[_Planned]:
+    """Every run in order, and what it needs (the rule of an in-order walk: a run's
+    own image first, then the first identical run of this study, else compute it)."""
+    made: dict[str, Path] = {}  # request -> image of the first run that makes it
+    planned = []
+    for sweep in plan.sweeps:
+        for spec in sweep.runs():
+            path, request = plan.image_path(sweep, spec), plan.request(sweep, spec)
+            key = json.dumps(request.key(), sort_keys=True)
+            record = plan.saved(sweep, spec)
+            if record is not None:
+                planned.append(_Planned(sweep, spec, "resumed", record=record))
+            elif key in made:
+                planned.append(_Planned(sweep, spec, "copied", source=made[key]))
+            else:
+                job = Job(request, f"{sweep.name} {spec.label}", len(planned), total)
+                planned.append(_Planned(sweep, spec, "ran", job=job))
+            made.setdefault(key, path)
+    return planned
+
+
+def _run_sweeps(plan: StudyPlan, total: int, on_event: EventCallback | None,
+                computer: Computer) -> StudyResults:
     started = time.perf_counter()
     results = StudyResults(plan.title, __version__, torch.__version__, platform.machine(),
                            time.strftime("%Y-%m-%d %H:%M:%S"),
                            _earlier_sweeps(plan) if plan.keep_other_sweeps else [])
-    made: dict[str, Path] = {}  # request -> image made earlier in this study
-    number = 0
-    for sweep in plan.sweeps:
-        entry = _sweep_result(sweep)
-        results.sweeps.append(entry)
-        for spec in sweep.runs():
-            run = _one_run(plan, sweep, spec, made, number, total, on_event)
-            entry.runs.append(run)
-            number += 1
-        entry.grid = write_grid(sweep, entry.runs, plan.output).relative_to(plan.output).as_posix()
-        entry.comparisons = _comparisons(sweep, entry.runs, plan.output)
-        results.elapsed_s = time.perf_counter() - started
-        _write_results(results, plan.output)
+    planned = _plan_runs(plan, total)
+    outcomes = computer.compute([p.job for p in planned if p.job is not None], on_event)
+    computed: dict[int, RunRecord] = {}  # job index -> record of its image, written
+
+    def wait_for(number: int) -> RunRecord:
+        """Write every image that comes back until run `number`'s is among them."""
+        while number not in computed:
+            outcome = next(outcomes)
+            if outcome.error is not None:
+                raise outcome.error
+            assert outcome.record is not None
+            run = planned[outcome.job.index]
+            outcome.save(plan.image_path(run.sweep, run.spec))
+            computed[outcome.job.index] = outcome.record
+            notify(on_event, JobEvent("finished", outcome.job.label, outcome.job.index, total,
+                                      outcome.record.wall_time_s, record=outcome.record,
+                                      worker=outcome.worker))
+        return computed[number]
+
+    try:
+        number = 0
+        for sweep in plan.sweeps:
+            entry = _sweep_result(sweep)
+            results.sweeps.append(entry)
+            for _ in sweep.runs():
+                entry.runs.append(_one_run(plan, planned[number], number, total, wait_for, on_event))
+                number += 1
+            entry.grid = write_grid(sweep, entry.runs, plan.output).relative_to(plan.output).as_posix()
+            entry.comparisons = _comparisons(sweep, entry.runs, plan.output)
+            results.elapsed_s = time.perf_counter() - started
+            _write_results(results, plan.output)
+    finally:
+        outcomes.close()  # a cluster's pending runs are dropped with it
     return results
 
 
-def _one_run(plan: StudyPlan, sweep: Sweep, spec: RunSpec, made: dict[str, Path], number: int, total: int,
-             on_event: EventCallback | None) -> StudyRun:
-    """Resume, copy or compute one run of a sweep."""
-    path, request = plan.image_path(sweep, spec), plan.request(sweep, spec)
-    label = f"{sweep.name} {spec.label}"
-    key = json.dumps(request.key(), sort_keys=True)
-    record, status = plan.saved(sweep, spec), "resumed"
-    if record is None and key in made:
+def _one_run(plan: StudyPlan, planned: _Planned, number: int, total: int,
+             wait_for: Callable[[int], RunRecord], on_event: EventCallback | None) -> StudyRun:
+    """Resume, copy or wait for (compute) one run of a sweep."""
+    sweep, spec = planned.sweep, planned.spec
+    record, status = planned.record, planned.status
+    if status == "copied":
+        assert planned.source is not None
+        path = plan.image_path(sweep, spec)
         path.parent.mkdir(parents=True, exist_ok=True)
-        copy_atomic(made[key], path)
+        copy_atomic(planned.source, path)
         saved = read_record(path)
-        record, status = (saved if isinstance(saved, RunRecord) else None), "copied"
-    if record is None:
-        if on_event is not None:
-            on_event(JobEvent("started", label, number, total))
-        done = execute(request, steps_only(on_event))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        done.save(path)
-        record, status = done.record, "ran"
-    elif on_event is not None:
-        on_event(JobEvent("skipped", label, number, total, message=status))
-    made.setdefault(key, path)
-    run = _study_run(plan, sweep, spec, record, status)
-    if status == "ran" and on_event is not None:
-        on_event(JobEvent("finished", label, number, total, record.wall_time_s, record=record))
-    return run
+        record = saved if isinstance(saved, RunRecord) else None
+    elif status == "ran":
+        record = wait_for(number)
+    if status != "ran":
+        notify(on_event, JobEvent("skipped", f"{sweep.name} {spec.label}", number, total, message=status))
+    assert record is not None
+    return _study_run(plan, sweep, spec, record, status)

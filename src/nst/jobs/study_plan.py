@@ -34,6 +34,7 @@ class StudyPlan:
     keep_other_sweeps: bool = False  # keep sweeps of an earlier results.json in the report
     owner: str = "sweep"
     command: str = "nst study"
+    run_on: str | None = None  # the device kind of the machines that run it, if not this one
     _requests: dict[tuple[str, str], Request] = field(default_factory=dict)
 
     def request(self, sweep: Sweep, spec: RunSpec) -> Request:
@@ -41,7 +42,7 @@ class StudyPlan:
         key = (sweep.name, spec.slug)
         if key not in self._requests:
             try:
-                self._requests[key] = prepare(spec.config, spec.content, spec.styles)
+                self._requests[key] = prepare(spec.config, spec.content, spec.styles, run_on=self.run_on)
             except NstError as error:
                 raise NstError(f"{sweep.name} {spec.label}: {error}") from None
         return self._requests[key]
