@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nst import __version__
+from nst.cli.cluster import add_cluster_options, check_cluster_args, cluster_options, computer_for
 from nst.cli.serve import add_serve_command, run_serve
 from nst.cli.studies import COMMANDS as STUDY_COMMANDS
 from nst.cli.studies import add_study_commands, command_line, run_study_command
@@ -173,6 +174,7 @@ def _add_batch_parser(commands: Any) -> None:
     _add_transfer_options(batch)
     _add_common(batch, "output folder (created if missing); index.jpg there shows inputs next to outputs",
                 save_every=False)
+    add_cluster_options(batch)
 
 
 def _add_video_parser(commands: Any) -> None:
@@ -197,9 +199,16 @@ def _add_video_parser(commands: Any) -> None:
     group.add_argument("--no-audio", action="store_true", help="leave out the input's sound track")
     group.add_argument("--restart", action="store_true",
                        help="discard frames an interrupted run left (by default a run resumes)")
+    group.add_argument("--chunk-frames", type=_integer, metavar="K",
+                       help="with --cluster in consistent mode: frames per chunk, each chained on one "
+                       "worker (default: 24)")
+    group.add_argument("--chunk-overlap", type=int, metavar="O",
+                       help="with --cluster in consistent mode: lead-in frames of a chunk that starts "
+                       "inside a shot, and frames blended where it meets the chunk before (default: 3)")
     _add_transfer_options(video)
     _add_common(video, "output video (.mp4, .webm, .mov, .mkv), animated .gif, or a folder for PNG frames",
                 save_every=False)
+    add_cluster_options(video)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -362,10 +371,12 @@ def _batch(args: argparse.Namespace) -> int:
     from nst.jobs.batch import run_batch  # noqa: PLC0415
 
     config = config_from_args(args)
+    check_cluster_args(args)
     progress = None if args.quiet else ItemBar("batch", "image")
     try:
-        report = run_batch(config, args.input_dir, args.styles, args.output, args.recursive, args.format,
-                           args.overwrite, progress, command_line())
+        with computer_for(args) as computer:
+            report = run_batch(config, args.input_dir, args.styles, args.output, args.recursive, args.format,
+                               args.overwrite, progress, command_line(), computer)
     except KeyboardInterrupt:
         print(f"nst: interrupted; finished images stay in {args.output}: "
               "run the same command again to continue", file=sys.stderr)
@@ -397,14 +408,36 @@ def _video(args: argparse.Namespace) -> int:
              if getattr(args, name) is not None}
     options = VideoOptions(mode=args.mode, keep_audio=not args.no_audio, **given)
     config = config_from_args(args)
-    prepared = prepare_video(config, options, args.input, args.styles, args.output)
+    check_cluster_args(args)
+    cluster = cluster_options(args)
+    chunks = {name: getattr(args, f"chunk_{name}") for name in ("frames", "overlap")
+              if getattr(args, f"chunk_{name}") is not None}
+    if chunks and cluster is None:
+        raise NstError("--chunk-frames and --chunk-overlap split a video among the workers of --cluster")
+    if chunks and args.mode != "consistent":
+        raise NstError("--chunk-frames and --chunk-overlap cut a consistent video into chains; "
+                       "independent frames need no chunks")
+    if (args.batch_size or 1) > 1 and (cluster is None or args.mode != "independent"):
+        raise NstError("nst video batches frames only when they are independent and spread over workers: "
+                       "--batch-size needs --mode independent and --cluster")
+    from nst.cluster.video import Chunking  # noqa: PLC0415  (torch- and ray-free at import)
+
+    chunking = Chunking(**chunks)
+    prepared = prepare_video(config, options, args.input, args.styles, args.output,
+                             run_on=cluster.device_kind if cluster is not None else None)
     from nst.cli.progress import ItemBar  # noqa: PLC0415
     from nst.jobs.video import WorkFolder, stylize_video  # noqa: PLC0415  (loads torch)
 
     progress = None if args.quiet else ItemBar("video", "frame")
     try:
-        done = stylize_video(config, options, args.input, args.styles, args.output, progress, args.restart,
-                             command_line(), prepared)
+        if cluster is not None:
+            from nst.cluster.video import stylize_video_on_cluster  # noqa: PLC0415
+
+            done = stylize_video_on_cluster(cluster, config, options, args.input, args.styles, args.output,
+                                            chunking, progress, args.restart, command_line(), prepared)
+        else:
+            done = stylize_video(config, options, args.input, args.styles, args.output, progress,
+                                 args.restart, command_line(), prepared)
     except KeyboardInterrupt:
         work = WorkFolder(args.output).path
         kept = f"finished frames stay in {work}: run the same command again to resume" \
@@ -436,6 +469,10 @@ def _video_summary(done: Any) -> str:
     lines.append(f"warping error {done.warping_error:.4f} (input clip: {done.input_warping_error:.4f}): "
                  "mean |difference| between each stylized frame and the previous one moved by the "
                  "input's optical flow, RGB in [0, 1], over pixels where the flow is reliable")
+    if done.chunks:
+        from nst.cluster.video import chunk_summary  # noqa: PLC0415
+
+        lines.append(chunk_summary(done))
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -45,7 +45,7 @@ from nst.files.frames import (
     read_frames,
     write_clip,
 )
-from nst.files.images import load_image, resize_longest, save_image, to_tensor
+from nst.files.images import load_image, resize_longest, save_image, to_pil, to_tensor
 from nst.jobs.folders import FolderLock
 from nst.jobs.request import (
     Request,
@@ -62,6 +62,7 @@ TEMPORAL_BLUR_SIGMA = 1.0
 SCENE_CUT_SHARE = 0.2
 WORK_SUFFIX = ".nst-work"
 SETTINGS_FILE = "settings.json"
+JOINS_FILE = "joins.json"  # a chunked run's joins (nst.cluster.video)
 
 
 @dataclass
@@ -81,6 +82,14 @@ class VideoRun:
     warm_times: list[float] = field(default_factory=list)  # frames warm-started from the previous one
     warping_errors: list[float] = field(default_factory=list)  # one per frame after the first
     input_warping_errors: list[float] = field(default_factory=list)
+    # A chunked run (consistent mode on a cluster): how many chunks; per seam (a
+    # chunk's first frame against the frame before it, and the frames a blend
+    # re-made after it) how it was joined ("continued", "lead-in", "blended") and
+    # the warping error of its pairs; the warping errors inside chunks.
+    chunks: int = 0
+    seams: list[tuple[str, tuple[float, ...]]] = field(default_factory=list)  # per seam: join, its pairs
+    inside_errors: list[float] = field(default_factory=list)
+    seam_time_s: float = 0.0  # spent on lead-ins and blends (frames not counted in frame_times)
 
     @property
     def warping_error(self) -> float:
@@ -91,6 +100,22 @@ class VideoRun:
     def input_warping_error(self) -> float:
         """The same measure on the input clip: what flow errors alone give."""
         return _mean(self.input_warping_errors)
+
+    @property
+    def seam_error(self) -> float:
+        """Mean warping error at chunk seams (NaN without seams)."""
+        return _mean([error for _, errors in self.seams for error in errors])
+
+    @property
+    def inside_error(self) -> float:
+        """Mean warping error between frames of one chunk."""
+        return _mean(self.inside_errors)
+
+
+# What makes the frames of a run: fills in the VideoRun, stores every frame in
+# the WorkFolder (see _stylize_frames, the local loop).
+FrameLoop = Callable[
+    [VideoRun, Request, Clip, "Fraction | None", "WorkFolder", "EventCallback | None"], None]
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -124,8 +149,9 @@ class FrameStylizer:
     recolours the styles once, to the colours of the first frame, so the style
     targets do not change from frame to frame."""
 
-    def __init__(self, request: Request, styles: Sequence[Tensor], first_frame: Tensor) -> None:
-        self.config, self.device = request.config, torch.device(request.device)
+    def __init__(self, config: Config, device: str | torch.device, styles: Sequence[Tensor],
+                 first_frame: Tensor) -> None:
+        self.config, self.device = config, torch.device(device)
         self.extractor = extractor_for(self.config).to(self.device)
         if self.config.preserve_color == "luminance":
             styles = [matched_luminance(style, first_frame) for style in styles]
@@ -140,7 +166,7 @@ class FrameStylizer:
         result = stylize(self.extractor, self.config, content, target, self.styles, on_step=on_step)
         return self._colour(result.image.to(self.device), content)
 
-    def warm(self, content: Tensor, init: Tensor, steps: int, temporal: TemporalTarget | None,
+    def warm(self, content: Tensor, init: Tensor, steps: int, temporal: Callable[[Tensor], Tensor] | None,
              on_step: StepCallback | None) -> Tensor:
         """A frame started from `init` (the previous stylized frame, warped), one scale."""
         target = luminance(content) if self.grey else content
@@ -198,6 +224,7 @@ class WorkFolder:
             for path in self.path.glob("frame_*.png"):
                 path.unlink()
             (self.path / SETTINGS_FILE).unlink(missing_ok=True)
+            (self.path / JOINS_FILE).unlink(missing_ok=True)
 
     def save(self, index: int, image: Tensor) -> Tensor:
         """Store a frame; returns it as stored (8-bit), so that a resumed run
@@ -213,7 +240,7 @@ class WorkFolder:
             yield load_image(self.frame_path(index))
 
 
-def _settings(request: Request, options: VideoOptions) -> dict[str, Any]:
+def run_settings(request: Request, options: VideoOptions) -> dict[str, Any]:
     """What decides the frames: the request key (config and input files by
     content, seed left out: a resumed run keeps the seed of its frames) and the
     video options. Not --max-frames: a longer run may reuse the frames of a
@@ -223,7 +250,7 @@ def _settings(request: Request, options: VideoOptions) -> dict[str, Any]:
     return {"request": key, "video": video}
 
 
-def _seed_for(work: WorkFolder, request: Request, settings: dict[str, Any], restart: bool) -> int:
+def resume_seed(work: WorkFolder, request: Request, settings: dict[str, Any], restart: bool) -> int:
     """The seed of this run: the user's, else that of the frames being resumed, else
     the request's new one. Raises NstError if the work folder holds frames of other
     settings."""
@@ -253,13 +280,18 @@ def stylize_video(
     restart: bool = False,
     command: str = "nst video",
     prepared: tuple[Request, Clip] | None = None,
+    frames: FrameLoop | None = None,
+    extra_settings: dict[str, Any] | None = None,
 ) -> VideoRun:
     """Stylize the clip at `source` (video file, GIF or frame folder) into `output`.
 
     Events: a JobEvent per frame (skipped when resumed from the work folder,
     started, finished) and the steps. restart: discard frames an earlier,
     interrupted run left in the work folder. prepared: what prepare_video returned
-    for these arguments, if the caller checked them already.
+    for these arguments, if the caller checked them already. frames: what makes
+    the frames (default: this process, frame after frame; nst.cluster.video
+    passes a pool of workers) with what else decides them (extra_settings, kept
+    with the finished frames: a resumed run must use the same).
     """
     request, clip = prepared or prepare_video(config, options, source, styles, output)
     output = check_output(output)
@@ -269,23 +301,86 @@ def stylize_video(
     with FolderLock(work.path, command) as lock:
         if lock.note and on_event is not None:
             on_event(JobEvent("queued", lock.note, total=None))
-        settings = _settings(request, options)
-        seed = _seed_for(work, request, settings, restart)
+        settings = {**run_settings(request, options), **(extra_settings or {})}
+        seed = resume_seed(work, request, settings, restart)
         request = dataclasses.replace(request, config=request.config.replace(seed=seed))
         work.start({**settings, "seed": seed})
         done = VideoRun(output, request.config, options, rate, clip.size)
-        _stylize_frames(done, request, clip, fps, work, on_event)
+        (frames or _stylize_frames)(done, request, clip, fps, work, on_event)
         audio = clip if options.keep_audio and clip.kind == "video" else None
         write_clip(work.frames(done.frames), output, rate, audio)
     work.clear()
     return done
 
 
-def _load_styles(request: Request) -> list[Tensor]:
+def style_images(request: Request) -> list[Image.Image]:
+    """The style images as the frames use them: loaded and resized to the size plan."""
     assert request.sizes is not None
-    device = torch.device(request.device)
-    return [to_tensor(load_image(s.path, request.config.max_pixels).resize(size, Image.Resampling.LANCZOS))
-            .to(device) for s, size in zip(request.styles, request.sizes.styles, strict=True) if s.path]
+    return [load_image(s.path, request.config.max_pixels).resize(size, Image.Resampling.LANCZOS)
+            for s, size in zip(request.styles, request.sizes.styles, strict=True) if s.path]
+
+
+def frame_tensors(frame: Image.Image, size: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """A decoded frame as it is stylized (longest side `size`, on `device`) and as
+    optical flow sees it (at least FLOW_MIN_SIDE, on the CPU)."""
+    content = to_tensor(resize_longest(frame, size)).to(device)
+    return content, to_tensor(resize_longest(frame, flow_side(size)))
+
+
+def continues(options: VideoOptions, motion: Motion | None) -> bool:
+    """Whether a frame is warm-started from the stylized frame before it: in
+    consistent mode, unless the flow explains too little of it (a scene cut)."""
+    return options.mode == "consistent" and motion is not None and motion.reliable_share >= SCENE_CUT_SHARE
+
+
+def next_frame(stylizer: FrameStylizer, options: VideoOptions, content: Tensor, previous: Tensor | None,
+               motion: Motion | None, on_step: StepCallback | None,
+               toward: Blend | None = None) -> tuple[Tensor, bool]:
+    """One frame of a chain: warm-started from `previous` (the stylized frame before
+    it, as stored) where `continues` says so, else from scratch. Returns the image
+    and whether it was warm-started. The one rule for the local loop and for a
+    cluster worker's chunk of frames (which may pass `toward`: see Blend)."""
+    warm = previous is not None and continues(options, motion)
+    image = _stylize_frame(stylizer, options, content, previous if warm else None, motion, on_step,
+                           toward if warm else None)
+    return image, warm
+
+
+@dataclass(frozen=True)
+class Blend:
+    """Where two chains of frames meet (chunks of a cluster run): a frame of the
+    first chain, continued, is pulled toward the second chain's frame at the same
+    time by `share` in (0, 1): it starts from the two mixed by `share`, and its
+    temporal loss holds it to the previous frame with weight (1 - share) and to
+    `image` with weight `share` (everywhere: same time, no flow). Frames with
+    rising shares cross from one chain to the other a step at a time."""
+
+    image: Tensor
+    share: float
+
+
+def anchored_frame(stylizer: FrameStylizer, options: VideoOptions, content: Tensor, anchor: Tensor,
+                   weights: Tensor, on_step: StepCallback | None) -> Tensor:
+    """The first frame of a chain that starts in the middle of a shot, tied to a
+    stylized frame of another chain (`anchor`, already warped into this frame;
+    `weights` (1, 1, H, W): where that warp is trusted). Made from scratch first,
+    then started from the anchor where it is trusted (from scratch elsewhere) and
+    held to it by the temporal loss, so the two chains' brush strokes line up
+    where their frames meet."""
+    assert stylizer.config.steps is not None
+    base = stylizer.fresh(content, on_step)
+    start = weights * anchor + (1 - weights) * base
+    temporal = None
+    if options.temporal_weight:
+        target = luminance(anchor) if stylizer.grey else anchor
+        temporal = TemporalTarget(target, weights, options.temporal_weight)
+    return stylizer.warm(content, start, options.warm_steps(stylizer.config.steps), temporal, on_step)
+
+
+def as_stored(image: Tensor) -> Tensor:
+    """A frame as the work folder stores it (8-bit RGB): what the next frame of a
+    chain starts from, locally (WorkFolder.save) and on a worker alike."""
+    return to_tensor(to_pil(image)).to(image.device)
 
 
 def _stylize_frames(
@@ -303,26 +398,24 @@ def _stylize_frames(
     stylizer: FrameStylizer | None = None
     finished = work.finished()
     total = planned_frames(clip, fps, run.options.max_frames)
-    consistent = run.options.mode == "consistent"
     on_step = steps_only(on_event)
     previous: tuple[Tensor, Tensor, Tensor] | None = None  # frame t-1: content, stylized, for flow
     for index, frame in enumerate(read_frames(clip, fps, run.options.max_frames)):
         label = f"frame {index + 1}"
-        content = to_tensor(resize_longest(frame, config.size)).to(device)
-        for_flow = to_tensor(resize_longest(frame, flow_side(config.size)))
+        content, for_flow = frame_tensors(frame, config.size, device)
         run.size = (content.shape[-1], content.shape[-2])
         if stylizer is None:
-            stylizer = FrameStylizer(request, _load_styles(request), content)
+            styles = [to_tensor(style).to(device) for style in style_images(request)]
+            stylizer = FrameStylizer(config, device, styles, content)
         start = time.perf_counter()
         motion = motion_between(previous[2], for_flow, run.size) if previous is not None else None
         if index < finished:
-            stylized, steps = work.load(index, device), 0
+            stylized = work.load(index, device)
             notify(on_event, JobEvent("skipped", label, index, total, message="finished earlier"))
         else:
             notify(on_event, JobEvent("started", label, index, total))
-            warm = consistent and motion is not None and motion.reliable_share >= SCENE_CUT_SHARE
-            previous_stylized = previous[1] if warm and previous is not None else None
-            image, steps = _stylize_frame(stylizer, run, content, previous_stylized, motion, on_step)
+            image, warm = next_frame(stylizer, run.options, content,
+                                     previous[1] if previous is not None else None, motion, on_step)
             stylized = work.save(index, image)
             elapsed = time.perf_counter() - start
             run.frame_times.append(elapsed)
@@ -337,29 +430,48 @@ def _stylize_frames(
         raise NstError(f"{clip.path} gave no frames")
 
 
-
-
-
-
 def _stylize_frame(
     stylizer: FrameStylizer,
-    run: VideoRun,
+    options: VideoOptions,
     content: Tensor,
     previous: Tensor | None,
     motion: Motion | None,
     on_step: StepCallback | None,
-) -> tuple[Tensor, int]:
-    """One frame and its step count: warm-started from `previous` (stylized frame t-1)
-    moved by `motion` and held to it, or, without `previous`, from scratch
-    (coarse-to-fine, as `nst transfer` would)."""
-    config, options = run.config, run.options
+    toward: Blend | None = None,
+) -> Tensor:
+    """One frame: warm-started from `previous` (stylized frame t-1) moved by
+    `motion` and held to it (and blended `toward` another chain's frame), or,
+    without `previous`, from scratch (coarse-to-fine, as `nst transfer` would)."""
+    config = stylizer.config
     assert config.steps is not None
     if previous is None or motion is None:
-        return stylizer.fresh(content, on_step), config.steps
+        return stylizer.fresh(content, on_step)
     warped = warp_image(previous, motion.backward)
-    temporal = None
+    keep = 1.0 - toward.share if toward is not None else 1.0
+    terms: list[TemporalTarget] = []
     if options.temporal_weight:
         target = luminance(warped) if stylizer.grey else warped
-        temporal = TemporalTarget(target, motion.weight_tensor(content.device), options.temporal_weight)
-    steps = options.warm_steps(config.steps)
-    return stylizer.warm(content, warped, steps, temporal, on_step), steps
+        weights = motion.weight_tensor(content.device)
+        terms.append(TemporalTarget(target, weights, options.temporal_weight * keep))
+    start = warped
+    if toward is not None:
+        start = keep * warped + toward.share * toward.image
+        if options.temporal_weight:
+            other = luminance(toward.image) if stylizer.grey else toward.image
+            everywhere = torch.ones_like(motion.weight_tensor(content.device))
+            terms.append(TemporalTarget(other, everywhere, options.temporal_weight * toward.share))
+    temporal = terms[0] if len(terms) == 1 else _Sum(terms) if terms else None
+    return stylizer.warm(content, start, options.warm_steps(config.steps), temporal, on_step)
+
+
+class _Sum:
+    """Several loss terms as one."""
+
+    def __init__(self, terms: Sequence[Callable[[Tensor], Tensor]]) -> None:
+        self.terms = list(terms)
+
+    def __call__(self, image: Tensor) -> Tensor:
+        total = self.terms[0](image)
+        for term in self.terms[1:]:
+            total = total + term(image)
+        return total

@@ -77,9 +77,10 @@ def clip_input(clip: Clip) -> InputFile:
 
 
 def prepare_video(config: Config, options: VideoOptions, source: str | Path, styles: Sequence[str | Path],
-                  output: str | Path) -> tuple[Request, Clip]:
+                  output: str | Path, run_on: str | None = None) -> tuple[Request, Clip]:
     """The job layer's checks for a clip: options, output (never an input), the
-    clip and styles (headers), sizes, device, defaults and seed."""
+    clip and styles (headers), sizes, device, defaults and seed. run_on: the
+    device kind of a cluster's workers (see jobs.request.prepare)."""
     source, output = Path(source), check_output(output)
     if not styles:
         raise NstError("video needs at least one style image")
@@ -91,4 +92,4 @@ def prepare_video(config: Config, options: VideoOptions, source: str | Path, sty
     if output.exists() or output.parent.exists():
         check_not_an_input(output, [source, *(s.path for s in style_files if s.path is not None)])
     clip = open_clip(source)
-    return prepare_files(config, clip_input(clip), style_files), clip
+    return prepare_files(config, clip_input(clip), style_files, run_on=run_on), clip
