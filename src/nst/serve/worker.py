@@ -54,8 +54,10 @@ if typing.TYPE_CHECKING:
     from nst.core.features import FeatureExtractor
     from nst.core.geometry import Scale
 
-STEP_INTERVAL_S = 0.2  # step events: at most 5 per second per job
-FRAME_INTERVAL_S = 0.5  # live frames: at most 2 per second per job
+# A watching page redraws on each step event and frame; on a 2-core CPU that competes with
+# torch: benchmarks/studio.py measured 8-14% of run time at 2-5 events/s, 4.7-8% at these.
+STEP_INTERVAL_S = 1.0  # step events: at most 1 per second per job
+FRAME_INTERVAL_S = 2.0  # live frames: one every 2 s per job
 FRAME_QUALITY = 85
 SUBSCRIBER_LIMIT = 256  # events waiting for one page before it is disconnected
 MAX_SWEEP_VALUES = 64

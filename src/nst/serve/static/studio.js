@@ -15,6 +15,7 @@
   const CONV_BLOCKS = [2, 2, 4, 4, 4];
   const TERMS = ["total", "content", "style", "tv"];
   const ACTIVE = new Set(["queued", "running"]);
+  const LIVE_RENDER_MS = 500;
   const DONE = new Set(["finished", "failed", "stopped", "interrupted"]);
   const TASK_NOTES = {
     transfer: "Paint the content image in the style of the style images.",
@@ -156,6 +157,7 @@
   function showMessage(text, kind) {
     $("message-text").textContent = String(text);
     $("message").dataset.kind = kind || "error";
+    $("message").querySelector(".message-icon").textContent = kind === "info" ? "✓" : "!";
     $("message").hidden = false;
     clearTimeout(messageTimer);
     if (kind === "info") messageTimer = setTimeout(hideMessage, 6000);
@@ -189,7 +191,8 @@
 
   function freshLive(id) {
     return { id, frameWanted: 0, frameShown: 0, inflight: false, url: null, points: [], scale: -1,
-      scaleStarts: [], last: null, drawPending: false, finished: false };
+      scaleStarts: [], last: null, drawPending: false, lastDraw: 0, dirty: false, pending: null,
+      finished: false };
   }
 
   // ── inputs: uploads, samples, thumbnails ─────────────────────────────────
@@ -695,9 +698,14 @@
   }
 
   // ── server events ─────────────────────────────────────────────────────────
+  // A run only moves forward: queued, running, then one of the ends. A reply that
+  // left the server before an event (POST stop answers "running") must not undo it.
+  const rank = (status) => (status === "queued" ? 0 : status === "running" ? 1 : DONE.has(status) ? 2 : -1);
+
   function onJob(run) {
     if (!run || typeof run.id !== "string") return;
     const before = state.runs.get(run.id);
+    if (before && rank(run.status) < rank(before.status)) return;
     const merged = Object.assign({}, before || {}, run);
     state.runs.set(run.id, merged);
     upsertCard(merged);
@@ -711,6 +719,7 @@
       if (merged.status === "failed" && state.mine.has(run.id)) {
         showMessage(`${labelOf(run.id)} failed: ${merged.error || "no message"}`, "error");
       }
+      if (merged.kind === "sweep") loadStudies(); // its results.json is complete now
       if (state.live.id === run.id) {
         state.live.finished = true;
         if (merged.status === "finished") setProgress(1);
@@ -759,10 +768,8 @@
     live.last = data;
     const run = state.runs.get(data.id);
     if (run && run.status === "queued") run.status = "running";
-    if (isShowingLive()) {
-      renderProgress();
-      scheduleCurve();
-    }
+    live.dirty = true;
+    if (isShowingLive()) scheduleLiveRender();
     const frame = Number(data.frame);
     if (Number.isFinite(frame) && frame > live.frameWanted) {
       live.frameWanted = frame;
@@ -838,6 +845,7 @@
   // ── the live run ──────────────────────────────────────────────────────────
   function beginLive(id) {
     if (state.live.url) URL.revokeObjectURL(state.live.url);
+    if (state.live.pending) URL.revokeObjectURL(state.live.pending.url);
     state.live = freshLive(id);
     if (state.follow || state.mine.has(id) || state.view.kind === "empty") {
       state.view = { kind: "run", id };
@@ -866,12 +874,21 @@
       const blob = await response.blob();
       const frame = Number.isFinite(number) && number > 0 ? number : wanted;
       if (state.live === live && frame > live.frameShown) {
-        const old = live.url;
-        live.url = URL.createObjectURL(blob);
+        const url = URL.createObjectURL(blob);
         live.frameShown = Math.max(frame, wanted);
         progressed = true;
-        if (isShowingLive()) showFrame(live.url, frame);
-        if (old) URL.revokeObjectURL(old);
+        try {
+          const image = new Image();
+          image.src = url;
+          await image.decode(); // decoded now, off the page's thread; shown at the next render
+        } catch (error) { /* shown anyway: the img element reports its own failure */ }
+        if (state.live === live) {
+          if (live.pending) URL.revokeObjectURL(live.pending.url);
+          live.pending = { url, frame };
+          scheduleLiveRender();
+        } else {
+          URL.revokeObjectURL(url);
+        }
       } else if (state.live === live) {
         live.frameShown = Math.max(live.frameShown, wanted);
       }
@@ -911,7 +928,7 @@
   }
 
   function setProgress(fraction) {
-    $("progress-fill").style.width = `${Math.max(0, Math.min(1, fraction)) * 100}%`;
+    $("progress-fill").style.transform = `scaleX(${Math.max(0, Math.min(1, fraction))})`;
   }
 
   function termClass(term) {
@@ -929,14 +946,35 @@
     $("losses").hidden = terms.length === 0;
   }
 
-  function scheduleCurve() {
+  /** The live view changes at most twice a second, the new frame, the numbers and
+   *  the curve together (the server sends five step events a second): every repaint
+   *  is CPU time the run does not get, on a machine without a spare core. */
+  function scheduleLiveRender() {
     const live = state.live;
     if (live.drawPending) return;
     live.drawPending = true;
-    requestAnimationFrame(() => {
+    const wait = Math.max(0, live.lastDraw + LIVE_RENDER_MS - performance.now());
+    setTimeout(() => requestAnimationFrame(() => {
       live.drawPending = false;
-      if (isShowingLive()) drawCurve(live.points, live.scaleStarts);
-    });
+      live.lastDraw = performance.now();
+      if (!isShowingLive() || state.live !== live) return;
+      if (live.pending && DONE.has(statusOf(live.id))) { // the final image is up already
+        URL.revokeObjectURL(live.pending.url);
+        live.pending = null;
+      }
+      if (live.pending) {
+        const old = live.url;
+        live.url = live.pending.url;
+        showFrame(live.url, live.pending.frame);
+        live.pending = null;
+        if (old) URL.revokeObjectURL(old);
+      }
+      if (live.dirty) {
+        live.dirty = false;
+        renderProgress();
+        drawCurve(live.points, live.scaleStarts);
+      }
+    }), wait);
   }
 
   const SVG = "http://www.w3.org/2000/svg";
@@ -1006,7 +1044,10 @@
   function showRun(id) {
     state.view = { kind: "run", id };
     renderView();
-    if (id === state.live.id) pumpFrame();
+    if (id === state.live.id) {
+      pumpFrame();
+      scheduleLiveRender();
+    }
   }
 
   function imageUrl(id, download) {
@@ -1273,7 +1314,9 @@
       for (const run of runs) {
         if (!run || typeof run.id !== "string") continue;
         seen.add(run.id);
-        const merged = Object.assign({}, state.runs.get(run.id) || {}, run);
+        const known = state.runs.get(run.id);
+        if (known && rank(run.status) < rank(known.status)) continue; // an event was newer
+        const merged = Object.assign({}, known || {}, run);
         state.runs.set(run.id, merged);
         upsertCard(merged);
       }
@@ -1305,6 +1348,9 @@
     } else {
       const words = { queued: "in the queue", running: "running…", failed: "failed", stopped: "stopped",
         interrupted: "interrupted" }[run.status] || String(run.status || "");
+      const inputs = run.inputs || {};
+      const shown = refSource(inputs.content || (Array.isArray(inputs.styles) ? inputs.styles[0] : null));
+      if (shown) image.appendChild(el("img", { class: "dim", alt: "", src: shown, loading: "lazy" }));
       image.appendChild(el("span", { class: "card-placeholder", text: words }));
     }
     const fresh = el("button", { type: "button", class: "card", dataset: { id: run.id, status: run.status || "", signature },
@@ -1549,7 +1595,8 @@
       if (!document.hidden) pumpFrame();
     });
     window.addEventListener("resize", () => {
-      if (isShowingLive()) scheduleCurve();
+      state.live.dirty = true;
+      if (isShowingLive()) scheduleLiveRender();
     });
   }
 
