@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model  # benchmarks/machine.py: beside this script
 from PIL import Image
 
 from nst.cluster.connect import ClusterOptions
@@ -36,16 +36,6 @@ from nst.events import Event, JobEvent
 from nst.jobs.batch import run_batch
 from nst.jobs.compute import LocalComputer
 from nst.samples import sample_path
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_photos(folder: Path, count: int, size: int) -> Path:

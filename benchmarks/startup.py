@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from machine import cpu_model  # benchmarks/machine.py: beside this script
+
 TARGET_MS = 500.0
 MARKER = "nst-startup-probe:"
 
@@ -94,14 +96,6 @@ def run_once(case: Case, cwd: Path) -> Sample:
     return Sample(seconds, None, None, f"probe exited {done.returncode}: {last}")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def version(package: str) -> str:

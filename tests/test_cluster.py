@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from clusterkit import require_loopback_cluster
 from nst import Config
 from nst.jobs.compute import Job, LocalComputer
 from nst.jobs.request import prepare
@@ -27,7 +28,6 @@ from nst.jobs.request import prepare
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ("same", "sweep", "fault", "resume")
 TIMEOUT_S = 200
-REQUIRED = os.environ.get("NST_REQUIRE_CLUSTER") == "1"
 
 
 def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -35,24 +35,10 @@ def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
                           cwd=ROOT)
 
 
-def _skip_or_fail(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"{reason} (NST_REQUIRE_CLUSTER=1)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """Every scenario's JSON line, from one two-node cluster."""
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        _skip_or_fail("ray is not installed (pip install 'nst[ray]')")
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True,
-                           timeout=30)
-    if probe.returncode != 0:
-        _skip_or_fail("`unshare -n` is not permitted here: the cluster tests need a loopback-only "
-                      f"network namespace ({probe.stderr.decode().strip()[:120]})")
+    require_loopback_cluster()
     work = tmp_path_factory.mktemp("cluster")
     script = (f"ip link set lo up && exec {sys.executable} tests/cluster_scenarios.py {work} "
               + " ".join(SCENARIOS))

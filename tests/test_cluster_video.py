@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fixture)
+from clusterkit import require_loopback_cluster
 from nst.cluster.video import (
     Chunk,
     Chunking,
@@ -41,7 +42,6 @@ from nst.jobs.video_request import VideoOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 170
-REQUIRED = os.environ.get("NST_REQUIRE_CLUSTER") == "1"
 CONFIG = Config(size=32, steps=16, seed=0, device="cpu")
 # A chunk started inside a shot and blended in, against the frames inside chunks
 # (warping error): what the issue allows, and what this 6-frame clip gives (1.40).
@@ -147,23 +147,9 @@ def test_chunked_frames_resume_and_refuse_other_chunking(clip_path: Path, style_
 # ------------------------------------------------------------------ on a two-node cluster
 
 
-def _skip_or_fail(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"{reason} (NST_REQUIRE_CLUSTER=1)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        _skip_or_fail("ray is not installed (pip install 'nst[ray]')")
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True,
-                           timeout=30)
-    if probe.returncode != 0:
-        _skip_or_fail("`unshare -n` is not permitted here: the cluster tests need a loopback-only "
-                      f"network namespace ({probe.stderr.decode().strip()[:120]})")
+    require_loopback_cluster()
     work = tmp_path_factory.mktemp("cluster-video")
     script = f"ip link set lo up && exec {sys.executable} tests/cluster_video_scenarios.py {work}"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
