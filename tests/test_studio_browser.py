@@ -243,7 +243,8 @@ def test_studio_in_a_browser(tmp_path: Path) -> None:
                 assert metadata["config"]["size"] == 64 and metadata["steps"] == 5
                 assert metadata["config"]["task"] == "transfer"
                 assert page.locator("#gallery .card").count() == 2
-                page.screenshot(path=str(screenshots / "studio-finished.png"), full_page=True)
+                page.locator("#history").scroll_into_view_if_needed()
+                page.screenshot(path=str(screenshots / "studio-history.png"))
                 page.goto("about:blank")  # closes the event stream before the server stops
 
             # The same library under a new server: both runs are still there.

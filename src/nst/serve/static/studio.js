@@ -191,7 +191,7 @@
 
   function freshLive(id) {
     return { id, frameWanted: 0, frameShown: 0, inflight: false, url: null, points: [], scale: -1,
-      scaleStarts: [], last: null, drawPending: false, lastDraw: 0, dirty: false, pending: null,
+      scaleStarts: [], last: null, drawPending: false, lastDraw: 0, dirty: false, pending: null, displayed: 0,
       finished: false };
   }
 
@@ -867,37 +867,35 @@
     if (status && !ACTIVE.has(status)) return;
     live.inflight = true;
     const wanted = live.frameWanted;
-    let progressed = false;
+    let blob = null;
+    let frame = wanted;
     try {
       const response = await request(`api/jobs/${encodeURIComponent(live.id)}/frame`, { raw: true });
       const number = Number(response.headers.get("X-Frame"));
-      const blob = await response.blob();
-      const frame = Number.isFinite(number) && number > 0 ? number : wanted;
-      if (state.live === live && frame > live.frameShown) {
-        const url = URL.createObjectURL(blob);
-        live.frameShown = Math.max(frame, wanted);
-        progressed = true;
-        try {
-          const image = new Image();
-          image.src = url;
-          await image.decode(); // decoded now, off the page's thread; shown at the next render
-        } catch (error) { /* shown anyway: the img element reports its own failure */ }
-        if (state.live === live) {
-          if (live.pending) URL.revokeObjectURL(live.pending.url);
-          live.pending = { url, frame };
-          scheduleLiveRender();
-        } else {
-          URL.revokeObjectURL(url);
-        }
-      } else if (state.live === live) {
-        live.frameShown = Math.max(live.frameShown, wanted);
-      }
+      blob = await response.blob();
+      if (Number.isFinite(number) && number > 0) frame = number;
     } catch (error) {
-      live.frameShown = Math.max(live.frameShown, wanted); // no frame (404): wait for the next one
+      blob = null; // no frame (404): wait for the next one
     } finally {
       live.inflight = false;
+      live.frameShown = Math.max(live.frameShown, frame, wanted);
     }
-    if (progressed && state.live === live && live.frameWanted > live.frameShown) pumpFrame();
+    if (state.live !== live) return;
+    if (live.frameWanted > live.frameShown) pumpFrame(); // a newer one was announced meanwhile
+    if (!blob) return;
+    const url = URL.createObjectURL(blob);
+    try {
+      const image = new Image();
+      image.src = url;
+      await image.decode(); // decoded now, off the page's thread; shown at the next render
+    } catch (error) { /* shown anyway: the img element reports its own failure */ }
+    if (state.live !== live || frame <= live.displayed || (live.pending && live.pending.frame >= frame)) {
+      URL.revokeObjectURL(url);
+      return;
+    }
+    if (live.pending) URL.revokeObjectURL(live.pending.url);
+    live.pending = { url, frame };
+    scheduleLiveRender();
   }
 
   function showFrame(src, number) {
@@ -938,11 +936,19 @@
   function renderLegend(losses) {
     const legend = $("loss-legend");
     const terms = Object.keys(losses).sort((a, b) => (TERMS.indexOf(a) + 10) % 14 - (TERMS.indexOf(b) + 10) % 14);
-    legend.replaceChildren(...terms.map((term) => el("li", {}, [
-      el("span", { class: `swatch ${termClass(term)}` }),
-      el("span", { text: term }),
-      el("span", { class: "num", text: fmtNumber(Number(losses[term])) }),
-    ])));
+    const shown = [...legend.children].map((li) => li.dataset.term);
+    if (shown.join("|") !== terms.join("|")) { // new terms: rebuild; else only the numbers change
+      legend.replaceChildren(...terms.map((term) => el("li", { dataset: { term } }, [
+        el("span", { class: `swatch ${termClass(term)}` }),
+        el("span", { text: term }),
+        el("span", { class: "num" }),
+      ])));
+    }
+    terms.forEach((term, i) => {
+      const text = fmtNumber(Number(losses[term]));
+      const num = legend.children[i].lastChild;
+      if (num.textContent !== text) num.textContent = text;
+    });
     $("losses").hidden = terms.length === 0;
   }
 
@@ -965,6 +971,7 @@
       if (live.pending) {
         const old = live.url;
         live.url = live.pending.url;
+        live.displayed = live.pending.frame;
         showFrame(live.url, live.pending.frame);
         live.pending = null;
         if (old) URL.revokeObjectURL(old);
@@ -991,8 +998,19 @@
     const width = Math.max(200, Math.round(curve.clientWidth || 600));
     const height = Math.max(80, Math.round(curve.clientHeight || 120));
     curve.setAttribute("viewBox", `0 0 ${width} ${height}`);
-    curve.replaceChildren();
-    if (!points || points.length < 2) return;
+    if (!points || points.length < 2) {
+      curve.replaceChildren();
+      return;
+    }
+    // Axes are redrawn; the lines of the terms and the step label are kept and updated.
+    let axes = curve.querySelector("g.axes");
+    if (!axes) {
+      curve.replaceChildren();
+      axes = svg("g", { class: "axes" });
+      curve.appendChild(axes);
+      curve.appendChild(svg("text", { class: "step-label", "text-anchor": "end" }, ""));
+    }
+    axes.replaceChildren();
     const terms = [];
     for (const p of points) for (const t of Object.keys(p.losses)) if (!terms.includes(t)) terms.push(t);
     let lo = Infinity;
@@ -1019,14 +1037,15 @@
     const Y = (v) => pad + (1 - (Math.log10(v) - lo) / (hi - lo)) * (height - 2 * pad);
     for (let d = Math.ceil(lo); d <= Math.floor(hi); d += Math.max(1, Math.ceil((hi - lo) / 4))) {
       const y = Y(10 ** d);
-      curve.appendChild(svg("line", { class: "grid", x1: left, x2: width - pad, y1: y, y2: y }));
-      curve.appendChild(svg("text", { x: 4, y: y + 3 }, `1e${d}`));
+      axes.appendChild(svg("line", { class: "grid", x1: left, x2: width - pad, y1: y, y2: y }));
+      axes.appendChild(svg("text", { x: 4, y: y + 3 }, `1e${d}`));
     }
     for (const start of (scaleStarts || []).slice(1)) {
       if (start <= x0 || start >= x1) continue;
       const x = X(start);
-      curve.appendChild(svg("line", { class: "grid", x1: x, x2: x, y1: pad, y2: height - pad, "stroke-dasharray": "3 3" }));
+      axes.appendChild(svg("line", { class: "grid", x1: x, x2: x, y1: pad, y2: height - pad, "stroke-dasharray": "3 3" }));
     }
+    for (const line of curve.querySelectorAll("polyline")) if (!terms.includes(line.dataset.term)) line.remove();
     const stride = Math.max(1, Math.ceil(points.length / 400));
     for (const term of terms) {
       const coords = [];
@@ -1035,9 +1054,21 @@
         const v = Number(p.losses[term]);
         if (v > 0 && Number.isFinite(v)) coords.push(`${X(p.x).toFixed(1)},${Y(v).toFixed(1)}`);
       });
-      if (coords.length > 1) curve.appendChild(svg("polyline", { class: termClass(term), points: coords.join(" ") }));
+      let line = curve.querySelector(`polyline[data-term="${CSS.escape(term)}"]`);
+      if (coords.length > 1) {
+        if (!line) {
+          line = svg("polyline", { class: termClass(term), "data-term": term });
+          curve.insertBefore(line, curve.lastChild);
+        }
+        line.setAttribute("points", coords.join(" "));
+      } else if (line) {
+        line.remove();
+      }
     }
-    curve.appendChild(svg("text", { x: width - pad, y: height - 2, "text-anchor": "end" }, `step ${points[points.length - 1].x}`));
+    const label = curve.lastChild;
+    label.setAttribute("x", String(width - pad));
+    label.setAttribute("y", String(height - 2));
+    label.textContent = `step ${points[points.length - 1].x}`;
   }
 
   // ── the viewer: a run (live or past) or a comparison ─────────────────────
@@ -1136,7 +1167,7 @@
     if (comparable(run)) src = imageUrl(view.id);
     else if (live && state.live.url) {
       src = state.live.url;
-      number = state.live.frameShown;
+      number = state.live.displayed;
     }
     if (src) {
       showFrame(src, number);
