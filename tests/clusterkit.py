@@ -3,8 +3,13 @@ Ray cluster (`unshare -n`: a network namespace with nothing but 127.0.0.1)."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +35,36 @@ def require_loopback_cluster() -> None:
     if probe.returncode != 0:
         skip_or_fail("`unshare -n` is not permitted here: the cluster tests need a loopback-only "
                      f"network namespace ({probe.stderr.decode().strip()[:120]})")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_scenarios(script: str, arguments: list[str], timeout_s: float,
+                  what: str) -> dict[str, dict[str, Any]]:
+    """Run tests/`script` with `arguments` in a loopback-only network namespace and
+    return each scenario's JSON line by name; the runner and the cluster it started
+    are killed if they run past `timeout_s`."""
+    command = f"ip link set lo up && exec {sys.executable} tests/{script} " + " ".join(arguments)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    runner = subprocess.Popen(["unshare", "-n", "sh", "-c", command], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = runner.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(runner.pid, signal.SIGKILL)  # the runner and the cluster it started
+        stdout, stderr = runner.communicate()
+        pytest.fail(f"the {what} ran past {timeout_s} s:\n{stderr[-3000:]}")
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    found = {line["scenario"]: line for line in lines}
+    assert "cluster" in found, f"the cluster did not start (exit {runner.returncode}):\n{stderr[-3000:]}"
+    return found
+
+
+def scenario(scenarios: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    """One scenario's result; fails when it printed nothing or an error."""
+    result = scenarios.get(name)
+    assert result is not None, f"scenario {name} printed nothing"
+    assert "error" not in result, result["error"]
+    return result

@@ -10,9 +10,6 @@ not permitted they are skipped, unless NST_REQUIRE_CLUSTER=1 (CI) makes that a f
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from clusterkit import require_loopback_cluster
+from clusterkit import require_loopback_cluster, run_scenarios, scenario
 from nst import Config
 from nst.jobs.compute import Job, LocalComputer
 from nst.jobs.request import prepare
@@ -40,33 +37,13 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
     """Every scenario's JSON line, from one two-node cluster."""
     require_loopback_cluster()
     work = tmp_path_factory.mktemp("cluster")
-    script = (f"ip link set lo up && exec {sys.executable} tests/cluster_scenarios.py {work} "
-              + " ".join(SCENARIOS))
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
-    runner = subprocess.Popen(["unshare", "-n", "sh", "-c", script], cwd=ROOT, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        stdout, stderr = runner.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(runner.pid, signal.SIGKILL)  # the runner and the cluster it started
-        stdout, stderr = runner.communicate()
-        pytest.fail(f"the cluster scenarios ran past {TIMEOUT_S} s:\n{stderr[-3000:]}")
-    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-    found = {line["scenario"]: line for line in lines}
-    assert "cluster" in found, f"the cluster did not start (exit {runner.returncode}):\n{stderr[-3000:]}"
-    return found
+    return run_scenarios("cluster_scenarios.py", [str(work), *SCENARIOS], TIMEOUT_S, "cluster scenarios")
 
 
-def _scenario(scenarios: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
-    result = scenarios.get(name)
-    assert result is not None, f"scenario {name} printed nothing"
-    assert "error" not in result, result["error"]
-    return result
 
 
 def test_a_cluster_batch_makes_the_pictures_of_a_local_batch(scenarios: dict[str, dict[str, Any]]) -> None:
-    same = _scenario(scenarios, "same")
+    same = scenario(scenarios, "same")
     assert same["local_rc"] == 0 and same["done"] == 6 and same["failed"] == 0
     assert same["finished_events"] == 6 and same["sheet"]
     assert same["nodes_used"] == 2, same  # both nodes of the cluster did work
@@ -79,7 +56,7 @@ def test_a_cluster_batch_makes_the_pictures_of_a_local_batch(scenarios: dict[str
 
 
 def test_a_cluster_sweep_writes_the_results_of_a_local_sweep(scenarios: dict[str, dict[str, Any]]) -> None:
-    sweep = _scenario(scenarios, "sweep")
+    sweep = scenario(scenarios, "sweep")
     assert sweep["local_rc"] == 0 and sweep["cluster_rc"] == 0 and sweep["report"]
     assert sweep["images"] == 4 and sweep["max_diff"] <= 2
     assert sweep["differences"] == []  # results.json, apart from timings
@@ -87,7 +64,7 @@ def test_a_cluster_sweep_writes_the_results_of_a_local_sweep(scenarios: dict[str
 
 def test_a_worker_killed_mid_item_loses_nothing_and_writes_nothing_twice(
         scenarios: dict[str, dict[str, Any]]) -> None:
-    fault = _scenario(scenarios, "fault")
+    fault = scenario(scenarios, "fault")
     assert fault["killed"], "no worker was killed"
     names = [f"photo{i}.png" for i in range(6)]
     assert fault["done"] == 6 and fault["failed"] == []
@@ -99,7 +76,7 @@ def test_a_worker_killed_mid_item_loses_nothing_and_writes_nothing_twice(
 
 def test_an_interrupted_cluster_batch_resumes_locally_and_on_the_cluster(
         scenarios: dict[str, dict[str, Any]]) -> None:
-    resume = _scenario(scenarios, "resume")
+    resume = scenario(scenarios, "resume")
     assert resume["interrupted_rc"] == 130, resume
     assert "run the same command again" in resume["stderr_tail"][0]
     assert 2 <= resume["kept"] < 6

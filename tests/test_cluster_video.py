@@ -8,11 +8,6 @@ tested without Ray, on InProcessPool, which runs the same tasks in this process.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -21,7 +16,7 @@ import numpy as np
 import pytest
 
 from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fixture)
-from clusterkit import require_loopback_cluster
+from clusterkit import require_loopback_cluster, run_scenarios, scenario
 from nst.cluster.video import (
     Chunk,
     Chunking,
@@ -151,32 +146,13 @@ def test_chunked_frames_resume_and_refuse_other_chunking(clip_path: Path, style_
 def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     require_loopback_cluster()
     work = tmp_path_factory.mktemp("cluster-video")
-    script = f"ip link set lo up && exec {sys.executable} tests/cluster_video_scenarios.py {work}"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
-    runner = subprocess.Popen(["unshare", "-n", "sh", "-c", script], cwd=ROOT, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        stdout, stderr = runner.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(runner.pid, signal.SIGKILL)  # the runner and the cluster it started
-        stdout, stderr = runner.communicate()
-        pytest.fail(f"the cluster video scenarios ran past {TIMEOUT_S} s:\n{stderr[-3000:]}")
-    found = {line["scenario"]: line for line in map(json.loads, (
-        text for text in stdout.splitlines() if text.startswith("{")))}
-    assert "cluster" in found, f"the cluster did not start (exit {runner.returncode}):\n{stderr[-3000:]}"
-    return found
+    return run_scenarios("cluster_video_scenarios.py", [str(work)], TIMEOUT_S, "cluster video scenarios")
 
 
-def _scenario(scenarios: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
-    result = scenarios.get(name)
-    assert result is not None, f"scenario {name} printed nothing"
-    assert "error" not in result, result["error"]
-    return result
 
 
 def test_a_consistent_video_in_chunks_on_two_nodes(scenarios: dict[str, dict[str, Any]]) -> None:
-    video = _scenario(scenarios, "consistent")
+    video = scenario(scenarios, "consistent")
     assert video["workers_up"] == 2 and video["nodes_used"] == 2, video  # both nodes made frames
     assert video["frames"] == [6, 6] and video["sizes"][0] == video["sizes"][1]
     assert video["finished"] == list(range(6))  # each frame written once
@@ -189,7 +165,7 @@ def test_a_consistent_video_in_chunks_on_two_nodes(scenarios: dict[str, dict[str
 
 
 def test_an_interrupted_cluster_video_resumes(scenarios: dict[str, dict[str, Any]]) -> None:
-    resume = _scenario(scenarios, "resume")
+    resume = scenario(scenarios, "resume")
     kept = [int(name.removeprefix("frame_").removesuffix(".png")) - 1 for name in resume["kept"]]
     assert resume["interrupted"] and 2 <= len(kept) < 6, resume
     assert resume["skipped"] == kept  # finished frames are not made again, nor rewritten

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from nst import __version__
 from nst.errors import NstError, NstRuntimeError
+from nst.files.atomic import pid_alive
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -48,18 +49,8 @@ def _remove_stale_caches() -> None:
     """Cache folders of workers that are gone (killed workers leave theirs)."""
     for folder in Path(tempfile.gettempdir()).glob(f"{CACHE_PREFIX}*-*"):
         pid = folder.name[len(CACHE_PREFIX):].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
