@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:  # the events themselves must not load torch
     from torch import Tensor
 
+    from nst.core.geometry import Scale
     from nst.record import RunRecord
 
 
@@ -25,9 +26,44 @@ class StepEvent:
     step: int  # 1-based within its scale
     total_steps: int  # of this scale
     losses: dict[str, float]
-    elapsed_s: float
+    elapsed_s: float  # since this scale began
     image: Tensor
     scale: int = 0  # index of the current scale in a coarse-to-fine run
+    scales: tuple[Scale, ...] = ()  # the run's whole schedule, coarse to fine (empty: one scale)
+
+
+@dataclass(frozen=True)
+class RunPosition:
+    """Where a run stands over all its scales (see `position`)."""
+
+    step: int  # steps done, over every scale
+    total: int  # steps in all
+    scale: int  # 0-based index of the current scale
+    scales: int  # how many
+    width: int  # the current scale's size (0 when the event does not say)
+    height: int
+    work_done: float  # share of the run's work done, 0-1: a step costs its scale's pixels
+
+    def seconds_left(self, spent_s: float) -> float | None:
+        """The whole run's time left, from the time spent so far: a coarse scale's
+        step is cheaper than a fine one's, so time goes by pixel-steps, not steps."""
+        if self.work_done <= 0 or spent_s <= 0:
+            return None
+        return spent_s / self.work_done * (1.0 - self.work_done)
+
+
+def position(event: StepEvent) -> RunPosition:
+    """The run-wide position of a step event."""
+    scales = event.scales
+    if event.scale >= len(scales):  # no schedule given: the scale alone
+        return RunPosition(event.step, event.total_steps, event.scale, event.scale + 1, 0, 0,
+                           event.step / max(1, event.total_steps))
+    current = scales[event.scale]
+    work = [scale.width * scale.height * scale.steps for scale in scales]
+    done = sum(work[:event.scale]) + current.width * current.height * event.step
+    return RunPosition(sum(scale.steps for scale in scales[:event.scale]) + event.step,
+                       sum(scale.steps for scale in scales), event.scale, len(scales),
+                       current.width, current.height, min(1.0, done / max(1, sum(work))))
 
 
 JobStatus = Literal["queued", "started", "finished", "failed", "skipped"]

@@ -5,6 +5,7 @@ The engine never prints and never touches files: it reports through a callback.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +15,7 @@ from torch import Tensor
 
 from nst.config import Config
 from nst.core.features import FeatureExtractor
-from nst.core.geometry import run_scales, shrink_size
+from nst.core.geometry import Scale, run_scales, shrink_size
 from nst.core.lbfgs import BatchLBFGS
 from nst.core.losses import content_loss, range_penalty, tv_loss
 from nst.core.targets import LayerTarget, build_style_targets
@@ -333,6 +334,14 @@ def _shrink(image: Tensor, factor: float) -> Tensor:
     return resize_image(image, new_height, new_width)
 
 
+def _with_schedule(on_step: StepCallback, scales: tuple[Scale, ...]) -> StepCallback:
+    """Step events that carry the run's schedule: a consumer can show the whole run."""
+    def forward(event: StepEvent) -> None:
+        on_step(dataclasses.replace(event, scales=scales))
+
+    return forward
+
+
 def stylize(
     extractor: FeatureExtractor,
     config: Config,
@@ -364,6 +373,7 @@ def stylize(
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     result: Result | None = None
+    scheduled = _with_schedule(on_step, tuple(schedule)) if on_step is not None else None
     for index, scale in enumerate(schedule):
         scale_width, scale_height = scale.width, scale.height
         factor = scale.side / max(height, width)
@@ -380,7 +390,7 @@ def stylize(
             start = init_image(str(config.init), base, config.alpha, config.seed)
         if config.normalize_gradients:
             balance_style_layers(objective, start)
-        result = optimize(objective, start, config.replace(steps=scale.steps), on_step, index)
+        result = optimize(objective, start, config.replace(steps=scale.steps), scheduled, index)
         image = result.image.to(canvas.device)
         history += result.history
     assert result is not None

@@ -34,7 +34,7 @@ from typing import Any
 
 from nst.config import Config, Task
 from nst.errors import NstError, NstRuntimeError, allocation_failure
-from nst.events import Event, JobEvent, StepEvent
+from nst.events import Event, JobEvent, StepEvent, position
 from nst.jobs.request import INIT_KINDS, precheck
 from nst.jobs.study_plan import StudyPlan
 from nst.plans.sweeps import (
@@ -52,12 +52,15 @@ from nst.serve.library import INTERRUPTED, STUDY_NAME, Library, now, short_label
 
 if typing.TYPE_CHECKING:
     from nst.core.features import FeatureExtractor
-    from nst.core.geometry import Scale
 
-# A watching page redraws on each step event and frame; on a 2-core CPU that competes with
-# torch: benchmarks/studio.py measured 8-14% of run time at 2-5 events/s, 4.7-8% at these.
-STEP_INTERVAL_S = 1.0  # step events: at most 1 per second per job
-FRAME_INTERVAL_S = 2.0  # live frames: one every 2 s per job
+# A watching page repaints for every step event and every frame, and on a CPU run each
+# repaint takes a core from torch: an update costs chromium about 50-65 ms of CPU, and the
+# run loses about as much wall time (benchmarks/studio.py, 2 cores). So a CPU run sends its
+# step event and its frame together, at the first step, then one update every 3 s (not at
+# each scale's end: in a short run those were most of the updates) and at the run's last
+# step; a GPU run does not share its device with the browser: two updates a second.
+CPU_UPDATE_INTERVAL_S = 3.0
+ACCELERATOR_UPDATE_INTERVAL_S = 0.5
 FRAME_QUALITY = 85
 SUBSCRIBER_LIMIT = 256  # events waiting for one page before it is disconnected
 MAX_SWEEP_VALUES = 64
@@ -181,10 +184,8 @@ class Job:
     # Live state of the current run.
     frame: bytes | None = None
     frame_number: int = 0
-    last_frame_t: float = 0.0
     last_step_t: float = 0.0
     step: dict[str, Any] | None = None
-    scales: tuple[Scale, ...] = ()
     started_t: float = 0.0
     optimizing_t: float | None = None
     cells: list[dict[str, str]] = field(default_factory=list)  # a sweep's finished runs
@@ -546,7 +547,6 @@ class Worker:
         request = prepare(job.config, job.content, job.styles, job.masks)
         if job.stop.is_set():
             raise StudioStop
-        job.scales = request.sizes.scales if request.sizes is not None else ()
         done = execute(request, lambda event: self._on_event(job, event), self._network(request),
                        label=job.id)
         folder = self.library.run_folder(job.id)
@@ -577,10 +577,7 @@ class Worker:
 
         def on_event(event: Event) -> None:
             if isinstance(event, JobEvent) and event.status == "started" and event.index < len(specs):
-                sweep, spec = specs[event.index]
-                request = plan.request(sweep, spec)
                 with self.lock:
-                    job.scales = request.sizes.scales if request.sizes is not None else ()
                     job.optimizing_t, job.step, job.frame = None, None, None
                     job.started_t = self.clock()
             elif isinstance(event, JobEvent) and event.status in ("finished", "skipped") \
@@ -609,39 +606,21 @@ class Worker:
         now = self.clock()
         if job.optimizing_t is None:
             job.optimizing_t = now - event.elapsed_s
-        end_of_scale = event.step == event.total_steps
-        first = job.step is None
-        frame_due = first or end_of_scale or now - job.last_frame_t >= FRAME_INTERVAL_S
-        step_due = first or end_of_scale or now - job.last_step_t >= STEP_INTERVAL_S
-        if not (frame_due or step_due):
+        where = position(event)
+        on_cpu = event.image.device.type == "cpu"
+        if job.step is not None and where.step < where.total and now - job.last_step_t < (
+                CPU_UPDATE_INTERVAL_S if on_cpu else ACCELERATOR_UPDATE_INTERVAL_S):
             return
-        frame = _jpeg(event.image) if frame_due else None
-        done, total, eta = self._progress(job, event, now)
+        frame = _jpeg(event.image)  # with its step event: the page repaints once for both
+        left = where.seconds_left(now - job.optimizing_t)
+        eta = round(left, 1) if left is not None and len(event.scales) > event.scale else None
         with self.lock:
-            if frame is not None:
-                job.frame, job.frame_number, job.last_frame_t = frame, job.frame_number + 1, now
-            job.step = {"id": job.id, "step": done, "total_steps": total, "scale": event.scale,
-                        "scales": max(len(job.scales), event.scale + 1),
+            job.frame, job.frame_number = frame, job.frame_number + 1
+            job.step = {"id": job.id, "step": where.step, "total_steps": where.total, "scale": event.scale,
+                        "scales": where.scales,
                         "scale_step": event.step, "scale_steps": event.total_steps,
                         "losses": {k: float(f"{v:.5g}") for k, v in event.losses.items()},
                         "elapsed_s": round(now - job.started_t, 2), "eta_s": eta,
                         "frame": job.frame_number}
-            if step_due:
-                job.last_step_t = now
-                self.hub.publish("step", job.step, job.id)
-
-    def _progress(self, job: Job, event: StepEvent, now: float) -> tuple[int, int, float | None]:
-        """Steps done and in all, over every scale, and the seconds left: the
-        time so far per pixel-step (a coarse scale's step is cheaper) times the
-        pixel-steps left."""
-        scales = job.scales
-        if event.scale >= len(scales):
-            return event.step, event.total_steps, None
-        work = [s.width * s.height * s.steps for s in scales]
-        done_work = sum(work[:event.scale]) + scales[event.scale].width * scales[event.scale].height \
-            * event.step
-        done = sum(s.steps for s in scales[:event.scale]) + event.step
-        total = sum(s.steps for s in scales)
-        spent = now - (job.optimizing_t if job.optimizing_t is not None else now)
-        eta = round(spent / done_work * (sum(work) - done_work), 1) if done_work and spent > 0 else None
-        return done, total, eta
+            job.last_step_t = now
+            self.hub.publish("step", job.step, job.id)

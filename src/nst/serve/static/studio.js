@@ -16,6 +16,7 @@
   const TERMS = ["total", "content", "style", "tv"];
   const ACTIVE = new Set(["queued", "running"]);
   const LIVE_RENDER_MS = 500;
+  const FRAME_WAIT_MS = 400;
   const DONE = new Set(["finished", "failed", "stopped", "interrupted"]);
   const TASK_NOTES = {
     transfer: "Paint the content image in the style of the style images.",
@@ -190,7 +191,7 @@
   };
 
   function freshLive(id) {
-    return { id, frameWanted: 0, frameShown: 0, inflight: false, url: null, points: [], scale: -1,
+    return { id, frameWanted: 0, frameShown: 0, inflight: false, frameSince: 0, url: null, points: [], scale: -1,
       scaleStarts: [], last: null, drawPending: false, lastDraw: 0, dirty: false, pending: null, displayed: 0,
       finished: false };
   }
@@ -866,6 +867,7 @@
     const status = statusOf(live.id);
     if (status && !ACTIVE.has(status)) return;
     live.inflight = true;
+    live.frameSince = live.frameSince || performance.now();
     const wanted = live.frameWanted;
     let blob = null;
     let frame = wanted;
@@ -882,13 +884,17 @@
     }
     if (state.live !== live) return;
     if (live.frameWanted > live.frameShown) pumpFrame(); // a newer one was announced meanwhile
-    if (!blob) return;
+    if (!blob) {
+      if (!live.inflight) live.frameSince = 0;
+      return;
+    }
     const url = URL.createObjectURL(blob);
     try {
       const image = new Image();
       image.src = url;
       await image.decode(); // decoded now, off the page's thread; shown at the next render
     } catch (error) { /* shown anyway: the img element reports its own failure */ }
+    if (!live.inflight) live.frameSince = 0;
     if (state.live !== live || frame <= live.displayed || (live.pending && live.pending.frame >= frame)) {
       URL.revokeObjectURL(url);
       return;
@@ -953,8 +959,9 @@
   }
 
   /** The live view changes at most twice a second, the new frame, the numbers and
-   *  the curve together (the server sends five step events a second): every repaint
-   *  is CPU time the run does not get, on a machine without a spare core. */
+   *  the curve together: every repaint is CPU time the run does not get, on a machine
+   *  without a spare core. A step event that announces a frame waits for that frame
+   *  (up to FRAME_WAIT_MS), so that both are shown in one repaint. */
   function scheduleLiveRender() {
     const live = state.live;
     if (live.drawPending) return;
@@ -962,8 +969,12 @@
     const wait = Math.max(0, live.lastDraw + LIVE_RENDER_MS - performance.now());
     setTimeout(() => requestAnimationFrame(() => {
       live.drawPending = false;
-      live.lastDraw = performance.now();
       if (!isShowingLive() || state.live !== live) return;
+      if (live.frameSince && performance.now() - live.frameSince < FRAME_WAIT_MS) {
+        setTimeout(scheduleLiveRender, FRAME_WAIT_MS); // pumpFrame schedules the render first
+        return;
+      }
+      live.lastDraw = performance.now();
       if (live.pending && DONE.has(statusOf(live.id))) { // the final image is up already
         URL.revokeObjectURL(live.pending.url);
         live.pending = null;
@@ -993,10 +1004,22 @@
   }
 
   /** Each loss term on a log scale against the step; long histories are thinned. */
+  // The curve's size, kept by a ResizeObserver: reading clientWidth while drawing would
+  // force a layout of the whole page on every step event.
+  const curveBox = { width: 600, height: 120 };
+  if (typeof ResizeObserver === "function") {
+    new ResizeObserver((entries) => {
+      const box = entries[entries.length - 1].contentRect;
+      if (box.width > 0) curveBox.width = box.width;
+      if (box.height > 0) curveBox.height = box.height;
+      if (state.live.points.length > 1 && isShowingLive()) drawCurve(state.live.points, state.live.scaleStarts);
+    }).observe($("curve"));
+  }
+
   function drawCurve(points, scaleStarts) {
     const curve = $("curve");
-    const width = Math.max(200, Math.round(curve.clientWidth || 600));
-    const height = Math.max(80, Math.round(curve.clientHeight || 120));
+    const width = Math.max(200, Math.round(curveBox.width));
+    const height = Math.max(80, Math.round(curveBox.height));
     curve.setAttribute("viewBox", `0 0 ${width} ${height}`);
     if (!points || points.length < 2) {
       curve.replaceChildren();
