@@ -12,7 +12,8 @@ import time
 
 from tqdm import tqdm
 
-from nst.events import Event, JobEvent, StepEvent
+from nst.events import Event, JobEvent, RunPosition, StepEvent, position
+from nst.files.report import duration
 
 REDRAW_INTERVAL_S = 0.25
 
@@ -22,29 +23,50 @@ def _losses(event: StepEvent) -> str:
 
 
 class RunBar:
-    """Step, losses and time left of one run on stderr; one bar per scale of a
-    coarse-to-fine run (re-created when the scale changes)."""
+    """One bar for one run, over every scale of a coarse-to-fine run: it counts
+    the run's steps and ends at their total; its text names the scale (k of N, its
+    size), the step within that scale, the losses and the whole run's time left
+    (estimated by pixel-steps: a coarse scale's step is cheaper than a fine one's)."""
+
+    FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}]{postfix}"  # tqdm adds ", "
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.bar: tqdm | None = None
-        self.scale = -1
+        self.started = 0.0
 
     def __call__(self, event: Event) -> None:
-        if not isinstance(event, StepEvent):
+        if isinstance(event, JobEvent):
+            if event.status == "finished" and self.bar is not None and self.bar.total:
+                self.bar.update(self.bar.total - self.bar.n)  # a run may stop early: the bar ends full
+                self.bar.refresh()
             return
-        if self.bar is None or event.scale != self.scale:
-            self.close()
-            self.scale = event.scale
-            self.bar = tqdm(total=event.total_steps, desc=self.label, unit="step",
-                            file=sys.stderr, dynamic_ncols=True, leave=False)
-        self.bar.set_postfix_str(_losses(event), refresh=False)
-        self.bar.update(1)
+        where = position(event)
+        now = time.monotonic()
+        if self.bar is None:
+            self.started = now - event.elapsed_s
+            self.bar = tqdm(total=where.total, desc=self.label, unit="step", file=sys.stderr,
+                            dynamic_ncols=True, leave=False, bar_format=self.FORMAT)
+        self.bar.set_postfix_str(_where(event, where, now - self.started), refresh=False)
+        self.bar.update(where.step - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _where(event: StepEvent, where: RunPosition, spent_s: float) -> str:
+    """'scale 2/3 256x171 step 40/100, 1m05s left, total 1.2e+05 content ...'."""
+    parts = []
+    if where.scales > 1:
+        size = f" {where.width}x{where.height}" if where.width else ""
+        parts.append(f"scale {where.scale + 1}/{where.scales}{size} step {event.step}/{event.total_steps}")
+    left = where.seconds_left(spent_s)
+    if left is not None:
+        parts.append(f"{duration(left)} left")
+    parts.append(_losses(event))
+    return ", ".join(parts)
 
 
 class ItemBar:
