@@ -35,17 +35,23 @@ def test_caffe_weights_decode_to_vgg19_shapes():
 
 
 def test_extractor_matches_caffe_convention_by_hand():
-    """RGB [0, 1] in == Caffe's BGR 0-255 minus mean, features divided by 255."""
+    """RGB [0, 1] in == Caffe's BGR 0-255 minus mean, features divided by 255; every
+    convolution pads by reflection and every pooling keeps an odd side's last row."""
     params = load_caffe()
     extractor = FeatureExtractor(params, CAFFE, ["conv_1", "relu_2", "conv_3"])
-    image = torch.rand(1, 3, 20, 24)
+    image = torch.rand(1, 3, 21, 24)
+
+    def conv(x, index):
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), params[index][0], params[index][1])
+
     got = extractor(image)
     bgr = image.flip(1) * 255 - torch.tensor(CAFFE.mean).view(1, 3, 1, 1)
-    x = F.conv2d(bgr, params[0][0], params[0][1], padding=1)
+    x = conv(bgr, 0)
     assert torch.allclose(got["conv_1"], x / 255, atol=1e-4)
-    x = F.relu(F.conv2d(F.relu(x), params[1][0], params[1][1], padding=1))
+    x = F.relu(conv(F.relu(x), 1))
     assert torch.allclose(got["relu_2"], x / 255, atol=1e-4)
-    x = F.conv2d(F.max_pool2d(x, 2), params[2][0], params[2][1], padding=1)
+    x = conv(F.max_pool2d(x, 2, ceil_mode=True), 2)
+    assert got["conv_3"].shape[-2:] == (11, 12)  # 21 rows pool to 11: the last one kept
     assert torch.allclose(got["conv_3"], x / 255, atol=1e-3)
 
 

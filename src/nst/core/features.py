@@ -243,7 +243,8 @@ class FeatureExtractor(nn.Module):
         self.convs = nn.ModuleList()
         for index, (weight, bias) in enumerate(params[: self.depth]):
             # On the meta device: the weights are set below, so draw no random ones first.
-            conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, device="meta")
+            # No padding here: forward pads by reflection (see there).
+            conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=0, device="meta")
             if index == 0 and convention.bgr:
                 # Fold the RGB->BGR swap into the first convolution's input channels.
                 weight = weight.flip(1)
@@ -272,14 +273,22 @@ class FeatureExtractor(nn.Module):
         out: dict[str, Tensor] = {}
         with self._arithmetic(x.device.type):
             for index, conv in enumerate(self.convs, 1):
-                x = conv(x)
+                # Reflection, not zeros: zero padding makes every border look like a dark
+                # frame to the network, and the optimization paints one into the picture
+                # (a 1-3 px coloured edge, lines running round a near reconstruction).
+                # A side of 1 px (the deepest layer of the smallest image) cannot reflect.
+                x = conv(F.pad(x, (1, 1, 1, 1), mode="reflect" if min(x.shape[-2:]) > 1 else "replicate"))
                 if (index, False) in self.wanted:
                     out[canonical_name(index, False)] = x
                 x = F.relu(x)
                 if (index, True) in self.wanted:
                     out[canonical_name(index, True)] = x
                 if index in POOL_AFTER and index < self.depth:
-                    x = F.max_pool2d(x, 2) if self.pooling == "max" else F.avg_pool2d(x, 2)
+                    # ceil_mode: an odd side's last row or column is pooled too, not dropped
+                    # (dropped, it gets no gradient from deeper layers: a line on the right
+                    # or bottom edge).
+                    x = F.max_pool2d(x, 2, ceil_mode=True) if self.pooling == "max" \
+                        else F.avg_pool2d(x, 2, ceil_mode=True)
         if self.precision == "bf16":
             out = {name: features.float() for name, features in out.items()}
         return out

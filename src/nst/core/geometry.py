@@ -52,8 +52,10 @@ def _names(layers: Iterable[str]) -> tuple[str, ...]:
 def min_side(layers: Iterable[str]) -> int:
     """The smallest input side (px) at which VGG19 computes every one of `layers`.
 
-    Each 2x2 pooling before the deepest layer halves the side (rounding down)
-    and fails on a side below 2, so n poolings need a side of 2**n.
+    Each 2x2 pooling before the deepest layer halves the side, so n poolings
+    need a side of 2**n for the deepest layer to see more than a single pixel's
+    worth of the image (the network itself would run on less: its poolings round
+    up and its padding falls back from reflection to replication at 1 px).
     """
     deepest = max((LAYERS[name][0] for name in _names(layers)), default=1)
     return 1 << sum(1 for pool in POOL_AFTER if pool < deepest)
