@@ -622,11 +622,15 @@ class _Run:
         notify(self.on_event, JobEvent("queued", text, total=None))
 
     def _independent(self, decoded: _Decoded, task: Callable[[Sequence[Segment], str], FrameTask]) -> None:
-        missing = [i for i in range(self.count) if i not in self.finished]
-        tasks = [task([Segment(i, (decoded.blobs[i],), (None,), i)], "frame") for i in missing]
+        self._alone([i for i in range(self.count) if i not in self.finished], decoded, task, "frame")
+
+    def _alone(self, frames: Sequence[int], decoded: _Decoded,
+               task: Callable[[Sequence[Segment], str], FrameTask], kind: str) -> None:
+        """Each of `frames` from scratch as its own task; each stored as it finishes."""
+        tasks = [task([Segment(i, (decoded.blobs[i],), (None,), i)], kind) for i in frames]
         for done in self.pool.run(tasks, self._started(tasks), self._noted):
             if done.error is not None:
-                self.failures.append(f"frame {missing[done.index] + 1}: {done.error}")
+                self.failures.append(f"{_frames_label(tasks[done.index])}: {done.error}")
             else:
                 self._store(done.value[0], done.worker)
 
@@ -679,12 +683,7 @@ class _Run:
         if len(self.pool.workers) < 2:
             return
         shots = sorted({c.shot for c in self.chunks if c.start != c.shot and c.shot not in self.finished})
-        tasks = [task([Segment(shot, (decoded.blobs[shot],), (None,), shot)], "frames") for shot in shots]
-        for done in self.pool.run(tasks, self._started(tasks), self._noted):
-            if done.error is not None:
-                self.failures.append(f"{_frames_label(tasks[done.index])}: {done.error}")
-            else:
-                self._store(done.value[0], done.worker)
+        self._alone(shots, decoded, task, "frames")
 
     def _chunk_segment(self, chunk: Chunk, decoded: _Decoded) -> tuple[Segment, str]:
         """Frames [first missing, chunk.stop): continued from the stored frame before
@@ -820,6 +819,8 @@ class _Part:
 
 def _frames_label(task: FrameTask) -> str:
     first = task.segments[0]
+    if first.stop - first.keep == 1:
+        return f"frame {first.stop}"
     return f"frames {first.keep + 1}-{first.stop}"
 
 

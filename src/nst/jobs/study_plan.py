@@ -21,6 +21,19 @@ RESULTS_NAME = "results.json"
 REPORT_NAME = "index.html"
 
 
+def precheck_sweep(sweep: Sweep, prefix: str = "") -> list[RunSpec]:
+    """A sweep's checks that need no torch: its inputs, then every run's settings
+    (a refusal names the run, after `prefix`). Returns the runs."""
+    sweep.check_inputs()
+    specs = sweep.runs()
+    for spec in specs:
+        try:
+            precheck(spec.config, spec.content, spec.styles)
+        except NstError as error:
+            raise NstError(f"{prefix}{spec.label}: {error}") from None
+    return specs
+
+
 @dataclass
 class StudyPlan:
     """The sweeps of a study and where it goes. `owner` names who the folder
@@ -58,15 +71,7 @@ class StudyPlan:
         if len(set(names)) != len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
             raise NstError(f"two sweeps share a name: {', '.join(twice)}")
-        runs = []
-        for sweep in self.sweeps:
-            sweep.check_inputs()
-            for spec in sweep.runs():
-                try:
-                    precheck(spec.config, spec.content, spec.styles)
-                except NstError as error:
-                    raise NstError(f"{sweep.name} {spec.label}: {error}") from None
-                runs.append((sweep, spec))
+        runs = [(sweep, spec) for sweep in self.sweeps for spec in precheck_sweep(sweep, f"{sweep.name} ")]
         for sweep, spec in runs:
             request = self.request(sweep, spec)
             try:

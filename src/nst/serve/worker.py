@@ -36,12 +36,11 @@ from nst.config import Config, Task
 from nst.errors import NstError, NstRuntimeError, allocation_failure
 from nst.events import Event, JobEvent, StepEvent, position
 from nst.jobs.request import INIT_KINDS, precheck
-from nst.jobs.study_plan import StudyPlan
+from nst.jobs.study_plan import StudyPlan, precheck_sweep
 from nst.plans.sweeps import (
     INPUT_PARAMS,
     SWEEPABLE,
     Inputs,
-    Sweep,
     axis,
     canonical_param,
     params_preset,
@@ -249,7 +248,7 @@ def build_sweep(library: Library, body: object, device: str) -> Job:
                              [axis(param, converted)], name=param, title=short_label(str(title)))
     if len(styles) > 1 and base.task != "reconstruct":
         sweep = dataclasses.replace(sweep, styles=styles)
-    _precheck_sweep(sweep)
+    precheck_sweep(sweep)
     plan = StudyPlan([sweep], library.studies / name, short_label(str(title)), keep_other_sweeps=True,
                      owner="sweep", command="nst serve")
     total = len(sweep.runs())
@@ -259,15 +258,6 @@ def build_sweep(library: Library, body: object, device: str) -> Job:
            "sweep": {"name": name, "param": param, "values": values, "done": 0, "total": total},
            "label": short_label(f"sweep {param}: {', '.join(str(v) for v in values)}")}
     return Job(run, plan=plan)
-
-
-def _precheck_sweep(sweep: Sweep) -> None:
-    sweep.check_inputs()
-    for spec in sweep.runs():
-        try:
-            precheck(spec.config, spec.content, spec.styles)
-        except NstError as error:
-            raise NstError(f"{spec.label}: {error}") from None
 
 
 # ---------------------------------------------------------------- events
