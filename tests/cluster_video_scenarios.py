@@ -60,7 +60,7 @@ def run_video(work: Path) -> None:
 
     torch.set_num_threads(1)  # as each worker (one CPU each): the same arithmetic
     clip = write_clip(sliding_frames(count=FRAMES), work / "in.gif", Fraction(10))
-    config, options = Config(size=32, steps=16, seed=0, device="cpu"), VideoOptions()
+    config, options = Config(size=48, steps=16, seed=0, device="cpu"), VideoOptions()
     styles = [sample_path("starry_night")]
     chunking = Chunking(frames=3, overlap=1)
     local = stylize_video(config, options, clip, styles, work / "local.gif")
