@@ -8,6 +8,7 @@ from nst import NstError
 from nst.core import features as feat
 from nst.core.features import (
     CAFFE,
+    MARGIN,
     TORCHVISION_CONV_INDICES,
     FeatureExtractor,
     build_extractor,
@@ -35,24 +36,28 @@ def test_caffe_weights_decode_to_vgg19_shapes():
 
 
 def test_extractor_matches_caffe_convention_by_hand():
-    """RGB [0, 1] in == Caffe's BGR 0-255 minus mean, features divided by 255; every
-    convolution pads by reflection and every pooling keeps an odd side's last row."""
+    """RGB [0, 1] in == Caffe's BGR 0-255 minus mean, features divided by 255; the image
+    is extended by reflection (MARGIN px) before the network and every layer's features
+    are cropped back to it; poolings keep an odd side's last row."""
     params = load_caffe()
     extractor = FeatureExtractor(params, CAFFE, ["conv_1", "relu_2", "conv_3"])
     image = torch.rand(1, 3, 21, 24)
 
     def conv(x, index):
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), params[index][0], params[index][1])
+        return F.conv2d(x, params[index][0], params[index][1], padding=1)
+
+    def inside(x, margin):
+        return x[..., margin:x.shape[-2] - margin, margin:x.shape[-1] - margin]
 
     got = extractor(image)
     bgr = image.flip(1) * 255 - torch.tensor(CAFFE.mean).view(1, 3, 1, 1)
-    x = conv(bgr, 0)
-    assert torch.allclose(got["conv_1"], x / 255, atol=1e-4)
+    x = conv(F.pad(bgr, (MARGIN,) * 4, mode="reflect"), 0)
+    assert torch.allclose(got["conv_1"], inside(x, MARGIN) / 255, atol=1e-4)
     x = F.relu(conv(F.relu(x), 1))
-    assert torch.allclose(got["relu_2"], x / 255, atol=1e-4)
+    assert torch.allclose(got["relu_2"], inside(x, MARGIN) / 255, atol=1e-4)
     x = conv(F.max_pool2d(x, 2, ceil_mode=True), 2)
     assert got["conv_3"].shape[-2:] == (11, 12)  # 21 rows pool to 11: the last one kept
-    assert torch.allclose(got["conv_3"], x / 255, atol=1e-3)
+    assert torch.allclose(got["conv_3"], inside(x, MARGIN // 2) / 255, atol=1e-3)
 
 
 def test_extractor_runs_only_as_deep_as_needed():
