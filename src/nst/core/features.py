@@ -58,6 +58,7 @@ WEIGHT_SOURCES = ("caffe", "torchvision")
 CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 ConvParams = list[tuple[Tensor, Tensor]]  # (weight (out, in, 3, 3), bias (out,)) per conv
+Box = tuple[int, int, int, int]  # top, bottom, left, right: a region of a network input, pixels
 # Pixels of reflection added round every image before the network (see forward): a
 # whole pixel at the deepest layer's resolution (1/16). On a near reconstruction 16 and
 # 32 px gave the same edges; each costs (W + 32)(H + 32) / WH of the compute.
@@ -271,29 +272,59 @@ class FeatureExtractor(nn.Module):
         self.eval()
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
+        return self.features(self.pad(image))
+
+    def pad(self, image: Tensor) -> Tensor:
+        """The network's input for `image` (B, 3, H, W): normalized, with a margin of
+        `self.margin` px of reflection on every side.
+
+        Zero padding makes every border look like a dark frame to the network, and the
+        optimization paints one into the picture (a 1-3 px coloured edge, lines running
+        round a near reconstruction). So the image is extended by reflection first and
+        every layer's features are cropped back to the image (see `features`): the frame
+        falls in the margin, which no loss sees. (Reflection inside every convolution
+        instead doubled the convolutions' time in bf16 channels-last.)
+        """
         x = (image - self.mean) * self.input_gain
-        # Zero padding makes every border look like a dark frame to the network, and the
-        # optimization paints one into the picture (a 1-3 px coloured edge, lines running
-        # round a near reconstruction). So the image is extended by reflection first and
-        # every layer's features are cropped back to the image: the frame falls in the
-        # margin, which no loss sees. (Reflection inside every convolution instead
-        # doubled the convolutions' time in bf16 channels-last.)
         margin = self.margin
         mode = "reflect" if min(x.shape[-2:]) > margin else "replicate"
-        x = F.pad(x, (margin, margin, margin, margin), mode=mode)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        return F.pad(x, (margin, margin, margin, margin), mode=mode)
+
+    def features(self, padded: Tensor, box: Box | None = None,
+                 layers: Iterable[str] | None = None) -> dict[str, Tensor]:
+        """{layer: (B, C, h, w)} of the region `box` of `padded` (an input made by `pad`,
+        or a window cut from one: see tiles.py), for `layers` (default: all this
+        extractor computes; fewer run no deeper than they need).
+
+        box (top, bottom, left, right), in input pixels: the region whose features are
+        wanted; by default the image inside the margin. At a layer after n poolings its
+        features are rows top/2**n to ceil(bottom/2**n) (likewise columns): top and
+        left must be multiples of 2**n.
+        """
+        height, width = padded.shape[-2:]
+        margin = self.margin
+        top, bottom, left, right = box or (margin, height - margin, margin, width - margin)
+        wanted = self.wanted if layers is None else {LAYERS[name] for name in parse_layers(list(layers))}
+        depth = max(index for index, _ in wanted)
+        x = padded.contiguous(memory_format=torch.channels_last) if self.channels_last else padded
         out: dict[str, Tensor] = {}
         halvings = 0
+
+        def inside(features: Tensor) -> Tensor:
+            step = 1 << halvings
+            return features[..., top // step:-(-bottom // step), left // step:-(-right // step)]
+
         with self._arithmetic(x.device.type):
-            for index, conv in enumerate(self.convs, 1):
+            for index, conv in enumerate(self.convs[:depth], 1):
                 x = conv(x)
-                if (index, False) in self.wanted:
-                    out[canonical_name(index, False)] = _inside(x, margin >> halvings)
+                if (index, False) in wanted:
+                    out[canonical_name(index, False)] = inside(x)
+                if index == depth and (index, True) not in wanted:
+                    break  # the last ReLU would feed nothing
                 x = F.relu(x)
-                if (index, True) in self.wanted:
-                    out[canonical_name(index, True)] = _inside(x, margin >> halvings)
-                if index in POOL_AFTER and index < self.depth:
+                if (index, True) in wanted:
+                    out[canonical_name(index, True)] = inside(x)
+                if index in POOL_AFTER and index < depth:
                     halvings += 1
                     # ceil_mode: an odd side's last row or column is pooled too, not dropped
                     # (dropped, it gets no gradient from deeper layers: a line on the right
@@ -316,11 +347,6 @@ class FeatureExtractor(nn.Module):
                 torch.backends.cudnn.allow_tf32 = self.precision == "tf32"
                 stack.callback(setattr, torch.backends.cudnn, "allow_tf32", previous)
             yield
-
-
-def _inside(features: Tensor, margin: int) -> Tensor:
-    """The features of the image itself, without the reflected margin round it."""
-    return features[..., margin:features.shape[-2] - margin, margin:features.shape[-1] - margin]
 
 
 _WEIGHT_CACHE: dict[str, tuple[ConvParams, InputConvention]] = {}
