@@ -51,6 +51,8 @@ def test_scale_schedule_grows_by_sqrt2_and_spends_most_steps_coarse():
     ratios = [b / a for a, b in zip(sides, sides[1:], strict=False)]
     assert all(abs(r - 2**0.5) < 0.01 for r in ratios)
     assert [scale.steps for scale in schedule] == [300, 150, 75, 50, 50, 50, 50]
+    # Above 2048 px the steps fall with the pixels (a quarter at twice the side), never below 10.
+    assert [scale.steps for scale in scale_schedule(8192, 4096, 128, 300, None)][-5:] == [50, 25, 12, 10, 10]
     one = [(scale.side, scale.steps) for scale in scale_schedule(200, 150, 256, 100, None)]
     assert one == [(200, 100)]  # below the start size: one scale
     assert [(s.side, s.steps) for s in scale_schedule(1024, 1024, 256, 100, scales=1)] == [(1024, 100)]
@@ -77,9 +79,9 @@ def test_style_size_sets_the_scale_of_the_style(content_path, style_path, monkey
 
     real = engine.build_objective
 
-    def spy(extractor, config, content, styles, masks=None):
+    def spy(extractor, config, content, styles, masks=None, tile_side=None):
         seen.append((max(content.shape[-2:]), max(styles[0].shape[-2:])))
-        return real(extractor, config, content, styles, masks)
+        return real(extractor, config, content, styles, masks, tile_side)
 
     monkeypatch.setattr(engine, "build_objective", spy)
     run(Config(size=96, start_size=48, scales=2, style_size=192, steps=2, device="cpu"),

@@ -144,7 +144,7 @@ class Config:
     optimizer: str = "lbfgs"
     steps: int | None = None
     learning_rate: float | None = None
-    history_size: int = 100
+    history_size: int | None = None  # L-BFGS steps kept; None: as many as memory allows (core/memory.py)
     ema_decay: float = 0.9  # Adam only: the output is this moving average of the iterates (0: off)
     init: str | None = None  # content | noise | blend | path to an image
     alpha: float = 0.5  # noise share of the `blend` init
@@ -161,6 +161,7 @@ class Config:
     precision: str | None = None  # fp32 | tf32 | bf16; None: see default_precision()
     channels_last: bool | None = None  # NHWC memory layout for the network; None: with bf16 on a CPU
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_memory: int | None = None  # bytes a run may use; None: a share of the RAM or GPU (core/memory.py)
 
     def __post_init__(self) -> None:
         # Layer specs may arrive as "conv_1-conv_5" strings or aliases; store
@@ -214,6 +215,7 @@ class Config:
             _check_int(name.replace("_", "-"), getattr(self, name), minimum=1, maximum=MAX_SIDE)
         _check_int("scales", self.scales, minimum=1, maximum=MAX_SCALES)
         _check_int("max-pixels", self.max_pixels, minimum=1)
+        _check_int("max-memory", self.max_memory, minimum=1)
         _check_int("seed", self.seed, minimum=0, maximum=MAX_SEED,
                    why=" (2**64-1: torch's random generators take no more)")
         if self.task == "reconstruct" and not self.content_layers:

@@ -42,3 +42,22 @@ def device_kind_without_torch(name: str) -> str | None:
         if name == kind or name.startswith(f"{kind}:"):
             return kind
     return None
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory of a GPU; None for the CPU (see memory.physical_memory)."""
+    import torch  # noqa: PLC0415
+
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    if device.type == "mps":
+        return int(torch.mps.recommended_max_memory())
+    return None
+
+
+def memory_budget(max_memory: int | None, device: torch.device) -> float:
+    """A run's memory budget in bytes: --max-memory, or the default share of the
+    device's memory (memory.default_budget)."""
+    from nst.core.memory import default_budget  # noqa: PLC0415
+
+    return float(max_memory) if max_memory else default_budget(device.type, device_memory(device))

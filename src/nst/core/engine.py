@@ -14,11 +14,14 @@ import torch
 from torch import Tensor
 
 from nst.config import Config
+from nst.core.device import memory_budget
 from nst.core.features import FeatureExtractor
 from nst.core.geometry import Scale, run_scales, shrink_size
 from nst.core.lbfgs import BatchLBFGS
 from nst.core.losses import content_loss, range_penalty, tv_loss
+from nst.core.memory import HISTORY_CAP, plan_run
 from nst.core.targets import LayerTarget, build_style_targets
+from nst.core.tiles import Tile, image_tiles, network_terms, style_pulls, whole_features
 from nst.errors import NstError, NstRuntimeError
 from nst.events import Result, StepCallback, StepEvent
 
@@ -66,6 +69,41 @@ class Objective:
         """The terms summed over the images of the batch."""
         return {name: value.sum() for name, value in self.per_image(image).items()}
 
+    def evaluate(self, image: Tensor, tiles: list[Tile] | None = None) -> dict[str, Tensor]:
+        """The terms of each image (see per_image), detached, with the gradient of
+        their total added into image.grad. With `tiles` the network runs tile by
+        tile (tiles.py): the same numbers, with its memory bounded by one tile."""
+        if tiles is None:
+            terms = self.per_image(image)
+            torch.autograd.backward(terms["total"].sum())
+            return {name: value.detach() for name, value in terms.items()}
+        terms = network_terms(self, image, tiles)
+        local = self._image_terms(image)  # TV and extra terms: cheap on the whole image
+        if local:
+            torch.autograd.backward(torch.stack(list(local.values())).sum())
+        terms.update({name: value.detach() for name, value in local.items()})
+        terms["total"] = torch.stack(list(terms.values())).sum(dim=0)
+        return terms
+
+    def terms(self, image: Tensor, tiles: list[Tile] | None = None) -> dict[str, Tensor]:
+        """The terms of each image (see per_image), without autograd."""
+        with torch.no_grad():
+            if tiles is None:
+                return self.per_image(image)
+            terms = network_terms(self, image, tiles, gradient=False)
+            terms.update(self._image_terms(image))
+            terms["total"] = torch.stack(list(terms.values())).sum(dim=0)
+            return terms
+
+    def _image_terms(self, image: Tensor) -> dict[str, Tensor]:
+        """Per image (B,), the terms computed on the image itself, not the network."""
+        terms: dict[str, Tensor] = {}
+        if self.tv_weight:
+            terms["tv"] = torch.stack([self.tv_weight * tv_loss(image[i : i + 1]) for i in range(len(image))])
+        for name, term in self.extra_terms.items():
+            terms[name] = torch.stack([term(image[i : i + 1]) for i in range(len(image))])
+        return terms
+
     def per_image(self, image: Tensor) -> dict[str, Tensor]:
         """The terms of each image of `image` (B, 3, H, W), each of shape (B,).
 
@@ -111,19 +149,27 @@ def build_objective(
     content: Tensor | None,
     styles: Sequence[Tensor],
     masks: Tensor | None = None,
+    tile_side: int | None = None,
 ) -> Objective:
     """Targets for a resolved config: content features of `content` (1, 3, H, W)
     and the style statistics of `styles`, blended, or one style per region of
-    `masks` (N, 1, H, W)."""
+    `masks` (N, 1, H, W). With tile_side, the network sees images larger than
+    that tile by tile (see tiles.py). Content features are kept in the network's
+    arithmetic: bf16 features are exact in bf16, at half the memory."""
     content_layers = config.content_layers if config.content_weight > 0 else ()
     style_layers = config.style_layers if config.style_weight > 0 else ()
     content_targets: dict[str, Tensor] = {}
     if content is not None and content_layers:
-        with torch.no_grad():
-            features = extractor(content)
-        content_targets = {layer: features[layer] for layer in content_layers}
+        dtype = torch.bfloat16 if extractor.precision == "bf16" else torch.float32
+        tiles = image_tiles(extractor, content, tile_side)
+        if tiles is None:
+            with torch.no_grad():
+                features = extractor.features(extractor.pad(content), layers=content_layers)
+        else:
+            features = whole_features(extractor, content, tiles, content_layers)
+        content_targets = {layer: features[layer].to(dtype) for layer in content_layers}
     style_targets = build_style_targets(
-        extractor, styles, style_layers, config.style_loss, config.style_blend, masks
+        extractor, styles, style_layers, config.style_loss, config.style_blend, masks, tile_side
     )
     content_weights = dict(zip(config.content_layers, config.content_layer_weights or (), strict=False))
     style_weights = dict(zip(config.style_layers, config.style_layer_weights or (), strict=False))
@@ -137,7 +183,7 @@ def build_objective(
     )
 
 
-def balance_style_layers(objective: Objective, image: Tensor) -> None:
+def balance_style_layers(objective: Objective, image: Tensor, tiles: list[Tile] | None = None) -> None:
     """Rescale the style layer weights so every layer's loss pulls equally hard
     at `image`: weight_l is divided by the mean |gradient| of layer l's loss with
     respect to its features, and all are rescaled to keep the total pull.
@@ -148,13 +194,16 @@ def balance_style_layers(objective: Objective, image: Tensor) -> None:
     """
     if not objective.style_weights:
         return
-    features = objective.extractor(image.detach())
-    pulls: dict[str, float] = {}
-    for layer in objective.style_weights:
-        layer_features = features[layer].detach().requires_grad_(True)
-        loss = objective.style_targets[layer].loss(layer_features)
-        (gradient,) = torch.autograd.grad(loss, layer_features)
-        pulls[layer] = float(gradient.abs().mean())
+    if tiles is not None:
+        pulls = style_pulls(objective, image, tiles)
+    else:
+        features = objective.extractor(image.detach())
+        pulls = {}
+        for layer in objective.style_weights:
+            layer_features = features[layer].detach().requires_grad_(True)
+            loss = objective.style_targets[layer].loss(layer_features)
+            (gradient,) = torch.autograd.grad(loss, layer_features)
+            pulls[layer] = float(gradient.abs().mean())
     weights = objective.style_weights
     total_pull = sum(weights[layer] * pulls[layer] for layer in weights)
     if total_pull <= 0:
@@ -197,7 +246,9 @@ def _make_optimizer(config: Config, image: Tensor) -> torch.optim.Optimizer | Ba
         return torch.optim.Adam([image], lr=lr)  # elementwise: images stay independent
     # One evaluation per step (no line search): we drive the iterations ourselves so
     # that every one is reported and checked. One curvature history per image.
-    return BatchLBFGS(image, lr=lr, history_size=config.history_size)
+    # A run of n steps makes n - 1 pairs: a longer history would only hold memory.
+    history = min(config.history_size or HISTORY_CAP, max(1, (config.steps or 1) - 1))
+    return BatchLBFGS(image, lr=lr, history_size=history)
 
 
 def optimize(
@@ -206,8 +257,10 @@ def optimize(
     config: Config,
     on_step: StepCallback | None = None,
     scale: int = 0,
+    tiles: list[Tile] | None = None,
 ) -> Result:
-    """Run `config.steps` iterations from `init` (B, 3, H, W) in [0, 1].
+    """Run `config.steps` iterations from `init` (B, 3, H, W) in [0, 1], the
+    network tile by tile if `tiles` are given (tiles.py: the same numbers).
 
     The B images are optimized together but independently: each follows the
     path it would follow alone. Events and `Result.losses` give the mean over
@@ -233,12 +286,13 @@ def optimize(
 
     def closure() -> Tensor:
         optimizer.zero_grad(set_to_none=True)
-        terms = objective.per_image(image)
+        terms = objective.evaluate(image, tiles)
         loss = terms["total"].sum()
         if use_lbfgs:
-            loss = loss + RANGE_PENALTY_WEIGHT * range_penalty(image)
-        torch.autograd.backward(loss)
-        last.update({name: value.detach() for name, value in terms.items()})
+            penalty = RANGE_PENALTY_WEIGHT * range_penalty(image)
+            torch.autograd.backward(penalty)
+            loss = loss + penalty.detach()
+        last.update(terms)
         return loss
 
     history: list[dict[str, float]] = []
@@ -274,8 +328,7 @@ def optimize(
             shown = average.value if average is not None else image.detach()
             on_step(StepEvent(step, steps, losses, time.perf_counter() - start, shown, scale))
     output = average.value if average is not None else image.detach().clamp(0, 1)
-    with torch.no_grad():
-        final = {name: value.detach() for name, value in objective.per_image(output).items()}
+    final = objective.terms(output, tiles)
     if use_lbfgs:
         # Per image, the best evaluated iterate if it beat the last one.
         keep_best = best_total < final["total"]
@@ -369,18 +422,23 @@ def stylize(
     # image (or a style) below the side its poolings need.
     style_sizes = [(style.shape[-1], style.shape[-2]) for style in styles]
     schedule = run_scales(config, width, height, style_sizes, extractor.layers)
+    # Every scale's levers (tiles, L-BFGS history) within the memory budget, before
+    # anything of the run is allocated (the request checked the same plan).
+    plans = plan_run(config, schedule, memory_budget(config.max_memory, canvas.device), canvas.shape[0],
+                     canvas.device.type)
     image: Tensor | None = None
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     result: Result | None = None
     scheduled = _with_schedule(on_step, tuple(schedule)) if on_step is not None else None
-    for index, scale in enumerate(schedule):
+    for index, (scale, plan) in enumerate(zip(schedule, plans, strict=True)):
         scale_width, scale_height = scale.width, scale.height
         factor = scale.side / max(height, width)
         scale_content = resize_image(content, scale_height, scale_width) if content is not None else None
         scale_styles = [_shrink(style, factor) for style in styles]
         scale_masks = resize_image(masks, scale_height, scale_width) if masks is not None else None
-        objective = build_objective(extractor, config, scale_content, scale_styles, scale_masks)
+        objective = build_objective(extractor, config, scale_content, scale_styles, scale_masks,
+                                    plan.tile_side)
         if image is not None:
             start = resize_image(image, scale_height, scale_width)
         elif init is not None:
@@ -388,9 +446,11 @@ def stylize(
         else:
             base = scale_content if scale_content is not None else _shrink(canvas, factor)
             start = init_image(str(config.init), base, config.alpha, config.seed)
+        tiles = image_tiles(extractor, start, plan.tile_side)
         if config.normalize_gradients:
-            balance_style_layers(objective, start)
-        result = optimize(objective, start, config.replace(steps=scale.steps), scheduled, index)
+            balance_style_layers(objective, start, tiles)
+        scale_config = config.replace(steps=scale.steps, history_size=max(1, plan.history))
+        result = optimize(objective, start, scale_config, scheduled, index, tiles)
         image = result.image.to(canvas.device)
         history += result.history
     assert result is not None

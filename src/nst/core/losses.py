@@ -68,7 +68,12 @@ def meancov_loss(features: Tensor, target_mean: Tensor, target_cov_sqrt: Tensor,
     matches the means and the covariances separately.
     """
     mean, cov = mean_covariance(features, mask)
-    channels = features.shape[1]
+    return meancov_distance(mean, cov, target_mean, target_cov_sqrt).mean()
+
+
+def meancov_distance(mean: Tensor, cov: Tensor, target_mean: Tensor, target_cov_sqrt: Tensor) -> Tensor:
+    """meancov_loss of each image, (B,), from its features' mean (B, C) and covariance (B, C, C)."""
+    channels = mean.shape[-1]
     # The eigenvalues of the symmetric product are those of sqrt(S_t) S sqrt(S_t);
     # clamped away from 0, where sqrt's gradient is infinite.
     product = target_cov_sqrt @ cov @ target_cov_sqrt
@@ -77,7 +82,7 @@ def meancov_loss(features: Tensor, target_mean: Tensor, target_cov_sqrt: Tensor,
     target_trace = (target_cov_sqrt**2).sum(dim=(-1, -2))
     trace_term = cov.diagonal(dim1=-2, dim2=-1).sum(-1) + target_trace - 2 * eigenvalues.sqrt().sum(-1)
     distance = ((mean - target_mean) ** 2).sum(-1) + trace_term
-    return distance.clamp_min(0).mean() / channels
+    return distance.clamp_min(0) / channels
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:
