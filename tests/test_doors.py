@@ -259,7 +259,22 @@ def _check_save_every(runs: Runs, door: str) -> None:
     assert result.status == 0 and list(out.parent.glob("out.step0001.png"))
 
 
+def _check_max_memory(runs: Runs, door: str) -> None:
+    # A budget, not a setting of the picture (tiles give the same numbers): a budget
+    # too small for any plan must refuse before the run.
+    result = runs.run(door, ("--max-memory", "1M"))
+    assert result.refused and "--max-memory" in result.stderr, result
+
+
+def _check_dry_run(runs: Runs, door: str) -> None:
+    # Plans, computes and writes nothing.
+    result = runs.run(door, ("--dry-run",))
+    assert result.status == 0 and not result.pictures, result
+
+
 EXEMPT: dict[str, Callable[[Runs, str], None]] = {
+    "max_memory": _check_max_memory,
+    "dry_run": _check_dry_run,
     "help": _check_help,
     "output": _check_output,
     "device": _check_device,

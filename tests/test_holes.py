@@ -426,7 +426,7 @@ def test_a_cpu_allocation_failure_is_one_line_with_the_size_and_what_to_lower(
     err = capsys.readouterr().err
     assert "Traceback" not in err and code == 1, f"status {code}: {err}"
     assert len(err.strip().splitlines()) == 1, err
-    assert "115.0 GiB" in err and "lower --size" in err
+    assert "115.0 GiB" in err and "lower --max-memory" in err
     made = [p for p in out.rglob("*.png")] if out.is_dir() else ([out] if out.exists() else [])
     assert not made
     assert not (out / LOCK_NAME).exists()

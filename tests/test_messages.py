@@ -177,7 +177,8 @@ def test_a_zipped_pickle_and_junk_are_one_line_too(tmp_path):
 CPU_TEXT = ("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
             "you tried to allocate 123456789012 bytes. Error code 12 (Cannot allocate memory)")
 CUDA_TEXT = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total capacity; ...)"
-ADVICE = "lower --size, --style-size or --history-size, or use --precision bf16"
+ADVICE = ("lower --max-memory (large scales then run tile by tile, with a shorter L-BFGS history), "
+          "--size or --style-size")
 
 
 def test_allocation_failures_become_one_line():

@@ -26,7 +26,8 @@ class NstRuntimeError(RuntimeError):
 _ALLOCATION_MARKERS = ("can't allocate memory", "DefaultCPUAllocator", "out of memory")
 _REQUEST = re.compile(r"tried to allocate (\d+(?:\.\d+)?) ?(bytes|[KMGT]iB|B)\b", re.IGNORECASE)
 _UNIT_BYTES = {"bytes": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
-_ADVICE = "lower --size, --style-size or --history-size, or use --precision bf16"
+_ADVICE = ("lower --max-memory (large scales then run tile by tile, with a shorter L-BFGS history), "
+           "--size or --style-size")
 
 
 def _is_allocation_failure(error: BaseException) -> bool:

@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from nst import __version__
 from nst.cli.cluster import add_cluster_options, check_cluster_args, cluster_options, computer_for
@@ -31,11 +31,15 @@ from nst.config import (
     Config,
     apply_preset,
 )
+from nst.core.memory import BUDGET_SHARE, HISTORY_CAP
 from nst.errors import NstError, NstRuntimeError, allocation_failure
 from nst.events import Event, StepEvent
 from nst.jobs.video_request import MODES, VideoOptions, prepare_video
 from nst.layers import parse_layers
 from nst.samples import STYLE_SAMPLES, sample_path
+
+if TYPE_CHECKING:
+    from nst.jobs.request import Request
 
 # Nothing above imports torch: --help and every refusal that needs no network
 # answer at once. The job layer (and torch) load inside the command handlers.
@@ -73,6 +77,23 @@ def _scales(text: str) -> int | None:
     return _integer(text)
 
 
+def _history(text: str) -> int | None:
+    """--history-size: 'auto' (None: as much as the memory budget allows) or a count."""
+    return None if text == "auto" else _integer(text)
+
+
+_MEMORY_UNITS = {"": 1 << 30, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _memory(text: str) -> int:
+    """--max-memory: a size in bytes from '12G', '12GiB', '800M', '0.5T' (binary
+    units; a bare number is GiB)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if match is None or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a memory size like 12G or 800M, got {text!r}")
+    return max(1, round(float(match[1]) * _MEMORY_UNITS[match[2].lower()]))
+
+
 def _numbers(text: str) -> tuple[float, ...]:
     return tuple(_number(part) for part in text.split(",") if part.strip())
 
@@ -80,9 +101,10 @@ def _numbers(text: str) -> tuple[float, ...]:
 def _add_common(
     parser: argparse.ArgumentParser,
     output_help: str = "output image (.png, .jpg, .webp)",
-    save_every: bool = True,
+    one_image: bool = True,
 ) -> None:
-    """Options every command shares. Defaults are None here: Config holds the real ones."""
+    """Options every command shares (and, with `one_image`, those of the commands
+    that make one picture). Defaults are None here: Config holds the real ones."""
     parser.add_argument("-o", "--output", required=True, type=Path, help=output_help)
     run_group = parser.add_argument_group("optimization")
     run_group.add_argument("--steps", type=_integer,
@@ -90,8 +112,9 @@ def _add_common(
     run_group.add_argument("--optimizer", choices=OPTIMIZERS, help="default: lbfgs")
     run_group.add_argument("--lr", "--learning-rate", dest="learning_rate", type=_number,
                            help="step size (default: 1 for lbfgs, 0.1 for adam)")
-    run_group.add_argument("--history-size", type=_integer,
-                           help=f"L-BFGS history (default: {DEFAULTS.history_size})")
+    run_group.add_argument("--history-size", type=_history, default="auto", metavar="auto|N",
+                           help="L-BFGS: steps it remembers (auto, the default: as many as --max-memory "
+                           f"allows, up to {HISTORY_CAP})")
     run_group.add_argument("--ema-decay", type=_number,
                            help="adam: the output is the moving average of the iterates with this decay "
                            f"(default: {DEFAULTS.ema_decay}; 0: the last iterate)")
@@ -123,9 +146,16 @@ def _add_common(
                     help=f"longest side of the coarsest scale (default: {DEFAULT_START_SIZE})")
     io.add_argument("--max-pixels", type=_integer,
                     help=f"refuse images larger than this (default: {DEFAULTS.max_pixels:,})")
-    if save_every:
+    io.add_argument("--max-memory", type=_memory, metavar="SIZE",
+                    help="memory a run may use, like 12G or 800M: large scales then run tile by tile and "
+                    f"with a shorter L-BFGS history (default: {BUDGET_SHARE * 100:.0f}%% of the RAM, "
+                    "or of the GPU's memory)")
+    if one_image:
         io.add_argument("--save-every", type=_integer, default=0, metavar="N",
                         help="also save the image every N steps (out.step0050.png, ...)")
+        io.add_argument("--dry-run", action="store_true",
+                        help="check everything and print each scale's size, steps and estimated peak "
+                        "memory; compute and write nothing")
     io.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
@@ -173,7 +203,7 @@ def _add_batch_parser(commands: Any) -> None:
                        help="redo outputs that an earlier run made with other settings")
     _add_transfer_options(batch)
     _add_common(batch, "output folder (created if missing); index.jpg there shows inputs next to outputs",
-                save_every=False)
+                one_image=False)
     add_cluster_options(batch)
 
 
@@ -207,7 +237,7 @@ def _add_video_parser(commands: Any) -> None:
                        "inside a shot, and frames blended where it meets the chunk before (default: 3)")
     _add_transfer_options(video)
     _add_common(video, "output video (.mp4, .webm, .mov, .mkv), animated .gif, or a folder for PNG frames",
-                save_every=False)
+                one_image=False)
     add_cluster_options(video)
 
 
@@ -315,6 +345,9 @@ def _single(args: argparse.Namespace) -> int:
     content = getattr(args, "content", None)
     styles, masks = getattr(args, "styles", []), getattr(args, "mask", [])
     request = prepare(config, content, styles, masks, output=args.output)
+    if args.dry_run:
+        print(_memory_plan(request), file=sys.stdout)
+        return 0
     from nst.jobs.runner import IntermediateSaver, execute  # noqa: PLC0415  (the run needs torch now)
 
     assert request.output is not None
@@ -341,6 +374,30 @@ def _single(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(_summary(done, output), file=sys.stderr)
     return 0
+
+
+def _memory_plan(request: Request) -> str:
+    """--dry-run: every scale's size, steps, levers and estimated peak memory."""
+    import torch  # noqa: PLC0415
+
+    from nst.core.device import memory_budget  # noqa: PLC0415
+    from nst.core.memory import gib, plan_run  # noqa: PLC0415
+
+    config = request.config
+    assert request.sizes is not None
+    device = torch.device(request.device)
+    budget = memory_budget(config.max_memory, device)
+    plan = plan_run(config, request.sizes.scales, budget, device_type=device.type)
+    width, height = request.sizes.canvas
+    lines = [f"{config.task} {width}x{height} on {request.device}, {config.precision}, {config.optimizer}, "
+             f"memory budget {gib(budget)}: {len(plan)} scale{'s' if len(plan) > 1 else ''}"]
+    for index, row in enumerate(plan, 1):
+        levers = [f"history {row.history}"] if config.optimizer == "lbfgs" else []
+        levers.append(f"tiles of {row.tile_side} px" if row.tile_side else "whole")
+        lines.append(f"  scale {index}/{len(plan)}: {row.scale.width}x{row.scale.height}, {row.scale.steps} "
+                     f"steps, {', '.join(levers)}: about {gib(row.peak_bytes)}")
+    lines.append(f"estimated peak {gib(max(row.peak_bytes for row in plan))}; nothing computed or written")
+    return "\n".join(lines)
 
 
 def _demo(args: argparse.Namespace) -> int:

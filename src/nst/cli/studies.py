@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 COMMANDS = ("sweep", "study")
 # Options of `nst transfer` that `nst sweep` does not take over.
 # --mask is left out too: sweep runs have no mask input.
-NOT_FOR_SWEEPS = frozenset({"help", "output", "save_every", "mask"})
+NOT_FOR_SWEEPS = frozenset({"help", "output", "save_every", "mask", "dry_run"})  # sweep has its own --dry-run
 
 SWEEP_HELP = """\
 kinds (each writes images, a labelled grid, results.json and index.html):
