@@ -15,8 +15,9 @@ second moments), so one step takes two passes:
   2. tile by tile, the network runs with autograd and the gradient of each
      layer's features (from d loss / d sums, and the content difference) flows
      back into that window of the input.
-The second pass repeats the first one's forward: a tiled step costs about one
-forward more than a whole one (see benchmarks/README.md).
+The second pass repeats the first one's forward, yet on a CPU a tiled step of a
+large image was faster than a whole one: a window's tensors stay in the caches
+and the allocator's heap (figures in memory.py and the README, "Large prints").
 """
 
 from __future__ import annotations
