@@ -37,7 +37,9 @@ from nst.layers import CONV_CHANNELS, LAYERS, POOL_AFTER, parse_layers
 MIB = 1 << 20
 GIB = 1 << 30
 MARGIN = 16  # the reflected margin round every network input (features.MARGIN)
-PROCESS_BYTES = 330 * MIB  # peak of a 32 px run: interpreter, torch, weights, buffers
+# The interpreter, torch, the weights and fixed buffers: a 32 px run peaked at 275 MB in
+# one install and 360 MB in a fresh one of the same versions (CI's), on the same machine.
+PROCESS_BYTES = 400 * MIB
 BACKWARD_FACTOR = 1.4  # peak network bytes per byte autograd saves (see module doc)
 WORKING_VECTORS = 12  # image-sized vectors the optimizer and the objective hold besides the history
 HISTORY_CAP = 100  # what --history-size auto remembers when memory allows (the old default)
