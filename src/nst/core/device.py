@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 from nst.errors import NstError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import torch
+
+    from nst.config import Config
+    from nst.core.geometry import Scale
+    from nst.core.memory import ScalePlan
 
 
 def select_device(name: str) -> torch.device:
@@ -61,3 +67,11 @@ def memory_budget(max_memory: int | None, device: torch.device) -> float:
     from nst.core.memory import default_budget  # noqa: PLC0415
 
     return float(max_memory) if max_memory else default_budget(device.type, device_memory(device))
+
+
+def plan_on(device: torch.device, config: Config, scales: Sequence[Scale], batch: int = 1
+            ) -> tuple[ScalePlan, ...]:
+    """memory.plan_run for a run on `device`, within its budget (memory_budget)."""
+    from nst.core.memory import plan_run  # noqa: PLC0415
+
+    return plan_run(config, scales, memory_budget(config.max_memory, device), batch, device.type)

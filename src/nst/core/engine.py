@@ -14,12 +14,12 @@ import torch
 from torch import Tensor
 
 from nst.config import Config
-from nst.core.device import memory_budget
+from nst.core.device import plan_on
 from nst.core.features import FeatureExtractor
 from nst.core.geometry import Scale, run_scales, shrink_size
 from nst.core.lbfgs import BatchLBFGS
 from nst.core.losses import content_loss, range_penalty, tv_loss
-from nst.core.memory import HISTORY_CAP, plan_run
+from nst.core.memory import HISTORY_CAP, ScalePlan
 from nst.core.targets import LayerTarget, build_style_targets
 from nst.core.tiles import Tile, image_tiles, network_terms, style_pulls, whole_features
 from nst.errors import NstError, NstRuntimeError
@@ -77,23 +77,18 @@ class Objective:
             terms = self.per_image(image)
             torch.autograd.backward(terms["total"].sum())
             return {name: value.detach() for name, value in terms.items()}
-        terms = network_terms(self, image, tiles)
+        network = network_terms(self, image, tiles)
         local = self._image_terms(image)  # TV and extra terms: cheap on the whole image
         if local:
             torch.autograd.backward(torch.stack(list(local.values())).sum())
-        terms.update({name: value.detach() for name, value in local.items()})
-        terms["total"] = torch.stack(list(terms.values())).sum(dim=0)
-        return terms
+        return _with_total(network, {name: value.detach() for name, value in local.items()})
 
     def terms(self, image: Tensor, tiles: list[Tile] | None = None) -> dict[str, Tensor]:
         """The terms of each image (see per_image), without autograd."""
         with torch.no_grad():
             if tiles is None:
                 return self.per_image(image)
-            terms = network_terms(self, image, tiles, gradient=False)
-            terms.update(self._image_terms(image))
-            terms["total"] = torch.stack(list(terms.values())).sum(dim=0)
-            return terms
+            return _with_total(network_terms(self, image, tiles, gradient=False), self._image_terms(image))
 
     def _image_terms(self, image: Tensor) -> dict[str, Tensor]:
         """Per image (B,), the terms computed on the image itself, not the network."""
@@ -112,13 +107,13 @@ class Objective:
         another's. Content targets hold one image or one per batch image.
         """
         features = self.extractor(image)
-        per_slice = [
-            self._terms(image[i : i + 1], {layer: f[i : i + 1] for layer, f in features.items()}, i)
-            for i in range(image.shape[0])
-        ]
-        return {name: torch.stack([terms[name] for terms in per_slice]) for name in per_slice[0]}
+        per_slice = [self._network_terms({layer: f[i : i + 1] for layer, f in features.items()}, i)
+                     for i in range(image.shape[0])]
+        network = {name: torch.stack([terms[name] for terms in per_slice]) for name in per_slice[0]}
+        return _with_total(network, self._image_terms(image))
 
-    def _terms(self, image: Tensor, features: Mapping[str, Tensor], index: int) -> dict[str, Tensor]:
+    def _network_terms(self, features: Mapping[str, Tensor], index: int) -> dict[str, Tensor]:
+        """The content and style terms of batch image `index` from its features."""
         terms: dict[str, Tensor] = {}
         if self.content_weights:
             terms["content"] = sum(
@@ -130,12 +125,14 @@ class Objective:
                 weight * self.style_targets[layer].loss(features[layer])
                 for layer, weight in self.style_weights.items()
             )  # type: ignore[assignment]
-        if self.tv_weight:
-            terms["tv"] = self.tv_weight * tv_loss(image)
-        for name, term in self.extra_terms.items():
-            terms[name] = term(image)
-        terms["total"] = sum(terms.values())  # type: ignore[assignment]
         return terms
+
+
+def _with_total(network: Mapping[str, Tensor], local: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The network's terms, then the image's own (TV, extra terms), then their total: each (B,)."""
+    terms = {**network, **local}
+    terms["total"] = torch.stack(list(terms.values())).sum(dim=0)
+    return terms
 
 
 def _item(batch: Tensor, index: int) -> Tensor:
@@ -338,6 +335,17 @@ def optimize(
     return Result(output.cpu(), _mean_terms(final), time.perf_counter() - start, steps, history, image_losses)
 
 
+def optimize_planned(objective: Objective, start: Tensor, config: Config, plan: ScalePlan,
+                     on_step: StepCallback | None = None, scale: int = 0) -> Result:
+    """`optimize` one scale with the levers its memory plan chose: its steps, its
+    L-BFGS history and its tiles (the style layers balanced first if asked)."""
+    tiles = image_tiles(objective.extractor, start, plan.tile_side)
+    if config.normalize_gradients:
+        balance_style_layers(objective, start, tiles)
+    scale_config = config.replace(steps=plan.scale.steps, history_size=max(1, plan.history))
+    return optimize(objective, start, scale_config, on_step, scale, tiles)
+
+
 def _per_image_terms(terms: Mapping[str, Tensor]) -> list[dict[str, float]]:
     """(B,)-shaped terms -> one dict of floats per image (one readback)."""
     columns = torch.stack(list(terms.values())).tolist()
@@ -424,8 +432,7 @@ def stylize(
     schedule = run_scales(config, width, height, style_sizes, extractor.layers)
     # Every scale's levers (tiles, L-BFGS history) within the memory budget, before
     # anything of the run is allocated (the request checked the same plan).
-    plans = plan_run(config, schedule, memory_budget(config.max_memory, canvas.device), canvas.shape[0],
-                     canvas.device.type)
+    plans = plan_on(canvas.device, config, schedule, canvas.shape[0])
     image: Tensor | None = None
     history: list[dict[str, float]] = []
     started = time.perf_counter()
@@ -446,11 +453,7 @@ def stylize(
         else:
             base = scale_content if scale_content is not None else _shrink(canvas, factor)
             start = init_image(str(config.init), base, config.alpha, config.seed)
-        tiles = image_tiles(extractor, start, plan.tile_side)
-        if config.normalize_gradients:
-            balance_style_layers(objective, start, tiles)
-        scale_config = config.replace(steps=scale.steps, history_size=max(1, plan.history))
-        result = optimize(objective, start, scale_config, scheduled, index, tiles)
+        result = optimize_planned(objective, start, config, plan, scheduled, index)
         image = result.image.to(canvas.device)
         history += result.history
     assert result is not None

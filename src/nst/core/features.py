@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nst.config import Config
-from nst.core.geometry import used_layers
+from nst.core.geometry import MARGIN, used_layers
 from nst.errors import NstError
 from nst.layers import CONV_CHANNELS, LAYERS, POOL_AFTER, block_names, canonical_name, parse_layers
 
@@ -59,10 +59,6 @@ CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 ConvParams = list[tuple[Tensor, Tensor]]  # (weight (out, in, 3, 3), bias (out,)) per conv
 Box = tuple[int, int, int, int]  # top, bottom, left, right: a region of a network input, pixels
-# Pixels of reflection added round every image before the network (see forward): a
-# whole pixel at the deepest layer's resolution (1/16). On a near reconstruction 16 and
-# 32 px gave the same edges; each costs (W + 32)(H + 32) / WH of the compute.
-MARGIN = 16
 
 
 def _expected_shapes() -> list[tuple[int, int]]:

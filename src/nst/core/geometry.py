@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from nst.config import Config
 
 Size = tuple[int, int]  # (width, height) in pixels
+# Pixels of reflection added round every image before the network (FeatureExtractor.pad): a
+# whole pixel at the deepest layer's resolution (1/16). On a near reconstruction 16 and
+# 32 px gave the same edges; each costs (W + 32)(H + 32) / WH of the compute.
+MARGIN = 16
 # Above this longest side a scale's steps fall with its size (see _refine_steps).
 REFINE_SIDE = 2048
 MIN_REFINE_STEPS = 10

@@ -30,13 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nst.config import Config
-from nst.core.geometry import Scale, halo, poolings_before, size_to_fit, used_layers
+from nst.core.geometry import MARGIN, Scale, halo, min_side, poolings_before, size_to_fit, used_layers
 from nst.errors import NstError
 from nst.layers import CONV_CHANNELS, LAYERS, POOL_AFTER, parse_layers
 
 MIB = 1 << 20
 GIB = 1 << 30
-MARGIN = 16  # the reflected margin round every network input (features.MARGIN)
 # The interpreter, torch, the weights and fixed buffers: a 32 px run peaked at 275 MB in
 # one install and 360 MB in a fresh one of the same versions (CI's), on the same machine.
 PROCESS_BYTES = 400 * MIB
@@ -111,7 +110,7 @@ def vector_bytes(width: int, height: int) -> int:
 
 
 def _halo(config: Config) -> int:
-    return halo((*_content_layers(config), *_style_layers(config)))
+    return halo(_layers(config))
 
 
 @dataclass(frozen=True)
@@ -140,15 +139,9 @@ def scale_peak(config: Config, width: int, height: int, batch: int, history: int
 def core_side(config: Config, window_pixels: int) -> int:
     """The core side of tiles whose windows hold about `window_pixels` px (at
     least four halos wide, so the halo does not dominate), in whole pooling cells."""
-    border, cell = _halo(config), _cell(config)
+    border, cell = _halo(config), min_side(_layers(config))
     side = max(math.isqrt(window_pixels) - 2 * border, 4 * border, MIN_CORE_SIDE)
     return side // cell * cell
-
-
-def _cell(config: Config) -> int:
-    """The pooling cell of the deepest layer: tiles start on multiples of it."""
-    deepest = max(LAYERS[name][0] for name in (*_content_layers(config), *_style_layers(config)))
-    return 1 << poolings_before(deepest)
 
 
 def _levers(config: Config, scale: Scale, device_type: str) -> list[int | None]:
@@ -161,7 +154,7 @@ def _levers(config: Config, scale: Scale, device_type: str) -> list[int | None]:
     if device_type == "cpu" and padded > WHOLE_PIXELS and pays and fast < longest:
         options.append(fast)
     options.append(None)
-    cell = _cell(config)
+    cell = min_side(_layers(config))  # tiles start on whole pooling cells
     side = core_side(config, WHOLE_PIXELS)  # for memory alone: large tiles, then smaller
     while side >= MIN_CORE_SIDE:
         if side < longest and side not in options:
@@ -269,6 +262,11 @@ def default_budget(device_type: str, device_memory: int | None = None) -> float:
 def _content_layers(config: Config) -> tuple[str, ...]:
     """The layers whose features a content loss keeps."""
     return config.content_layers if config.task != "texture" and config.content_weight > 0 else ()
+
+
+def _layers(config: Config) -> tuple[str, ...]:
+    """Every layer the network computes."""
+    return (*_content_layers(config), *_style_layers(config))
 
 
 def _style_layers(config: Config) -> tuple[str, ...]:

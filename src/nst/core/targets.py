@@ -54,11 +54,11 @@ class LayerTarget:
             for index, stats in enumerate(self.stats)
         )
 
-    def loss_from_sums(self, sums: list[Tensor], channels: int) -> Tensor:
+    def loss_from_sums(self, sums: list[Tensor]) -> Tensor:
         """The loss of each image (B,) from its features' sums over positions (see
         tiles.layer_sums): the same number `loss` gives for the features themselves."""
         total = torch.zeros(())
-        regions = statistics(self.kind, sums, channels, self.centres())
+        regions = statistics(self.kind, sums, self.centres())
         for stats, target in zip(regions, self.stats, strict=True):
             if self.kind == "gram":
                 total = total + (stats[0] - target[0]).square().mean(dim=(1, 2))
@@ -102,12 +102,11 @@ def _raw_statistics(extractor: FeatureExtractor, style: Tensor, layers: Sequence
         return {layer: _layer_statistics(features[layer], kind) for layer in layers}
     out: dict[str, tuple[Tensor, ...]] = {}
     for layer, sums in whole_sums(extractor, style, tiles, layers, kind).items():
-        channels = sums[0].shape[-2]
-        area = sums[-1][0].view(-1, 1, 1)
         if kind == "gram":
-            out[layer] = (sums[0][0] / (channels * area),)
-        else:
-            out[layer] = (sums[0][0] / area.view(-1, 1), sums[1][0] / area)
+            out[layer] = statistics(kind, sums, None)[0]
+        else:  # the raw moments, as _layer_statistics gives them (no centre)
+            area = sums[-1][0]
+            out[layer] = (sums[0][0] / area.view(-1, 1), sums[1][0] / area.view(-1, 1, 1))
     return out
 
 

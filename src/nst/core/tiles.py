@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from nst.core.features import Box, FeatureExtractor
-from nst.core.geometry import halo, poolings_before
+from nst.core.geometry import halo, min_side, poolings_before
 from nst.layers import LAYERS, parse_layers
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def layout(height: int, width: int, margin: int, core_side: int, layers: Iterabl
     """The tiles of a padded input of height x width whose image lies `margin` px
     inside it, with cores of at most core_side x core_side px."""
     names = parse_layers(list(layers))
-    cell = 1 << poolings_before(max(LAYERS[name][0] for name in names))
+    cell = min_side(names)  # the deepest layer's pooling cell
     assert margin % cell == 0, "the image must start on a pooling cell"
     side = max(cell, core_side // cell * cell)
     border = halo(names)
@@ -94,11 +94,11 @@ def layer_sums(features: Tensor, kind: str, weights: Tensor | None, centres: Ten
     return [torch.stack(parts) for parts in zip(*sums, strict=True)]
 
 
-def statistics(kind: str, sums: list[Tensor], channels: int,
-               centres: Tensor | None) -> list[tuple[Tensor, ...]]:
+def statistics(kind: str, sums: list[Tensor], centres: Tensor | None) -> list[tuple[Tensor, ...]]:
     """Per region, the statistics the whole image's losses use (see losses.py)
     from its sums: (gram,) or (mean, covariance), each with the batch dimension."""
     if kind == "gram":
+        channels = sums[0].shape[-1]
         second, area = sums
         return [(second[r] / (channels * area[r].clamp_min(1e-8).view(-1, 1, 1)),) for r in range(len(area))]
     assert centres is not None
@@ -182,13 +182,17 @@ def whole_sums(extractor: FeatureExtractor, image: Tensor, tiles: list[Tile], la
         padded = extractor.pad(image)
         for tile in tiles:
             for layer, features in tile_features(extractor, padded, tile, names).items():
-                sums = layer_sums(features, kind, None, None)
-                if layer in totals:
-                    for total, part in zip(totals[layer], sums, strict=True):
-                        total += part
-                else:
-                    totals[layer] = sums
+                _add(totals, layer, layer_sums(features, kind, None, None))
     return totals
+
+
+def _add(totals: dict[str, list[Tensor]], layer: str, sums: list[Tensor]) -> None:
+    """Add one tile's sums of a layer to the running totals."""
+    if layer in totals:
+        for total, part in zip(totals[layer], sums, strict=True):
+            total += part
+    else:
+        totals[layer] = sums
 
 
 def image_tiles(extractor: FeatureExtractor, image: Tensor, core_side: int | None) -> list[Tile] | None:
@@ -271,12 +275,7 @@ def _first_pass(objective: Objective, padded: Tensor, tiles: list[Tile]
             for layer in objective.style_weights:
                 weights = _tile_weights(objective, layer, padded, tile, features[layer])
                 target = objective.style_targets[layer]
-                part = layer_sums(features[layer], target.kind, weights, target.centres())
-                if layer in sums:
-                    for total, value in zip(sums[layer], part, strict=True):
-                        total += value
-                else:
-                    sums[layer] = part
+                _add(sums, layer, layer_sums(features[layer], target.kind, weights, target.centres()))
     return content, sums
 
 
@@ -291,8 +290,8 @@ def _style_from_sums(objective: Objective, sums: dict[str, list[Tensor]], gradie
     weights = weights or objective.style_weights
     leaves = {layer: [value.detach().requires_grad_(gradient) for value in sums[layer]] for layer in layers}
     with torch.set_grad_enabled(gradient):
-        style = torch.stack([weights[layer] * objective.style_targets[layer].loss_from_sums(
-            leaves[layer], _channels(objective, layer)) for layer in layers]).sum(dim=0)
+        style = torch.stack([weights[layer] * objective.style_targets[layer].loss_from_sums(leaves[layer])
+                             for layer in layers]).sum(dim=0)
         if not gradient:
             return style, {}
         flat = [leaf for layer in layers for leaf in leaves[layer]]
@@ -339,11 +338,6 @@ def _positions(objective: Objective, layer: str) -> float:
     """The element count a content loss averages over: C x h x w of the whole map."""
     target = objective.content_targets[layer]
     return float(target[0].numel())
-
-
-def _channels(objective: Objective, layer: str) -> int:
-    stats = objective.style_targets[layer].stats[0]
-    return int(stats[0].shape[-1])
 
 
 def _target(objective: Objective, layer: str, tile: Tile, margin: int, like: Tensor) -> Tensor:

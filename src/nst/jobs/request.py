@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from nst.config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, Config
-from nst.core.device import device_kind_without_torch, memory_budget, select_device
+from nst.core.device import device_kind_without_torch, plan_on, select_device
 from nst.core.geometry import SizePlan, plan_sizes
-from nst.core.memory import plan_run
 from nst.errors import NstError
 from nst.files.images import check_writable, probe_image
 from nst.record import InputRecord, request_key
@@ -262,7 +261,7 @@ def prepare_files(
         config = config.replace(seed=secrets.randbelow(SEED_RANGE))
     sizes = _plan(config, content, styles)
     if run_on is None:  # workers check their own memory
-        plan_run(config, sizes.scales, memory_budget(config.max_memory, device), device_type=device.type)
+        plan_on(device, config, sizes.scales)
     return Request(config, seed_given, str(device), content, styles, masks, init, sizes, out)
 
 

@@ -29,14 +29,12 @@ from torch import Tensor
 
 from nst.config import Config
 from nst.core.color import luminance, match_colors, matched_luminance, with_content_chroma
-from nst.core.device import memory_budget
-from nst.core.engine import balance_style_layers, build_objective, optimize, stylize
+from nst.core.device import plan_on
+from nst.core.engine import build_objective, optimize_planned, stylize
 from nst.core.features import extractor_for
 from nst.core.flow import Motion, flow_side, motion_between, warp_image, warping_error
 from nst.core.geometry import Scale
 from nst.core.losses import gaussian_blur, temporal_loss
-from nst.core.memory import plan_run
-from nst.core.tiles import image_tiles
 from nst.errors import NstError
 from nst.events import EventCallback, JobEvent, StepCallback, notify, steps_only
 from nst.files.atomic import write_text_atomic
@@ -175,18 +173,13 @@ class FrameStylizer:
         """A frame started from `init` (the previous stylized frame, warped), one scale."""
         target = luminance(content) if self.grey else content
         height, width = content.shape[-2:]
-        plan = plan_run(self.config, [Scale(width, height, steps)],
-                        memory_budget(self.config.max_memory, self.device), device_type=self.device.type)[0]
+        (plan,) = plan_on(self.device, self.config, [Scale(width, height, steps)])
         objective = build_objective(self.extractor, self.config, target, self.styles,
                                     tile_side=plan.tile_side)
         if temporal is not None:
             objective.extra_terms["temporal"] = temporal
         start = luminance(init) if self.grey else init
-        tiles = image_tiles(self.extractor, start, plan.tile_side)
-        if self.config.normalize_gradients:
-            balance_style_layers(objective, start, tiles)
-        config = self.config.replace(steps=steps, history_size=max(1, plan.history))
-        image = optimize(objective, start, config, on_step, tiles=tiles).image
+        image = optimize_planned(objective, start, self.config, plan, on_step).image
         return self._colour(image.to(self.device), content)
 
     def _colour(self, image: Tensor, content: Tensor) -> Tensor:
