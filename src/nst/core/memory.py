@@ -56,8 +56,9 @@ MAX_HALO_SHARE = 1.5  # tiles for speed only where the windows are at most this 
 MIN_CORE_SIDE = 64  # the smallest tile core the plan will use
 # A tiled step's network holds this many times one window's forward and backward:
 # the two passes, and the freed tensors of one tile that the allocator keeps for
-# the next (measured: 0.7 GiB for windows of 2**17 px at 724 to 2048 px, bf16).
-TILED_FACTOR = 2.4
+# the next (measured: 0.54 GiB beyond the rest of this model for windows of 2**17 px at
+# 2048 px, bf16).
+TILED_FACTOR = 2.2
 BUDGET_SHARE = 0.75  # the default --max-memory: this share of the RAM (or GPU memory)
 
 
