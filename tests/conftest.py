@@ -44,7 +44,7 @@ def small_image(tmp_path: Path) -> Path:
 
 
 # A miniature study of every part (tiny images, 3 steps), run once per session
-# through the CLI; tests/test_studies.py and tests/test_report.py inspect it.
+# through the CLI; tests/integration/test_studies.py and test_report.py inspect it.
 MINI_STUDY = """
 title = "Mini study"
 [inputs]

@@ -287,7 +287,7 @@ def test_a_cpu_run_sends_its_step_event_and_frame_together_every_3_s(tmp_path: P
 def test_the_studio_page_has_nothing_that_moves_by_itself() -> None:
     """A CSS transition or animation can keep chromium drawing 60 frames a second while
     the page sits idle (measured: 11% of a core), CPU a CPU run does not get."""
-    static = Path(__file__).resolve().parents[1] / "src" / "nst" / "serve" / "static"
+    static = Path(__file__).resolve().parents[2] / "src" / "nst" / "serve" / "static"
     for name in ("studio.css", "index.html"):
         text = re.sub(r"/\*.*?\*/|<!--.*?-->", "", (static / name).read_text(encoding="utf-8"), flags=re.S)
         for word in ("transition", "animation", "@keyframes", "backdrop-filter"):

@@ -35,7 +35,7 @@ from nst.files.frames import open_clip, read_frames, write_clip
 from nst.jobs.video import WorkFolder, stylize_video
 from nst.jobs.video_request import VideoOptions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 170
 CONFIG = Config(size=32, steps=16, seed=0, device="cpu")
 # A chunk started inside a shot and blended in, against the frames inside chunks

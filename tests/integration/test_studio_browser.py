@@ -33,7 +33,7 @@ from nst.samples import sample_path
 
 REQUIRE_BROWSER = os.environ.get("NST_REQUIRE_BROWSER") == "1"
 README_SHOT = os.environ.get("NST_STUDIO_README_SHOT") == "1"
-README_IMAGE = Path(__file__).resolve().parents[1] / "docs" / "images" / "studio.png"
+README_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "studio.png"
 WAIT_MS = 30_000  # page-side waits
 RUN_WAIT_MS = 120_000  # waits on a run (model loading included) on a slow, shared CPU
 

@@ -21,7 +21,7 @@ from nst.core.geometry import (
     used_layers,
 )
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _config(**changes):

@@ -7,7 +7,7 @@ from pathlib import Path
 from nst.config import cpu_has_native_bf16
 from nst.samples import sample_path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare.py"
 
 
 def test_compare_prints_its_table():

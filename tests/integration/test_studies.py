@@ -267,7 +267,7 @@ def test_study_file_errors_name_file_and_key(text: str, message: str, tmp_path: 
 
 def test_example_study_file_plans_the_whole_write_up(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    example = Path(__file__).resolve().parents[1] / "examples" / "study.toml"
+    example = Path(__file__).resolve().parents[2] / "examples" / "study.toml"
     assert main(["study", str(example), "-o", str(tmp_path), "--dry-run"]) == 0
     listing = capsys.readouterr().out
     assert "60 runs, 0 already done, 57 to run, 3 copied from an identical run" in listing

@@ -22,7 +22,7 @@ from nst import Config
 from nst.jobs.compute import Job, LocalComputer
 from nst.jobs.request import prepare
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("same", "sweep", "fault", "resume")
 TIMEOUT_S = 200
 
