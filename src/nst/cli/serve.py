@@ -48,25 +48,29 @@ def is_loopback(host: str) -> bool:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    if not is_loopback(args.host):
-        print(f"nst: warning: serving on {args.host} makes the studio reachable from other machines",
-              file=sys.stderr)
-        if not args.token:
-            raise NstError(f"--host {args.host} is not a loopback address: give --token SECRET "
-                           "(every request must then carry it)")
+    exposed = not is_loopback(args.host)
+    if exposed and not args.token:
+        raise NstError(f"--host {args.host} would make the studio reachable from other machines: "
+                       "give --token SECRET as well (every request must then carry it)")
     if not 0 < args.port < 65536:
         raise NstError(f"port must be between 1 and 65535, got {args.port}")
     try:
-        from nst.serve.app import create_app, serve  # noqa: PLC0415
+        from nst.serve.app import address, create_app, listening_socket, serve  # noqa: PLC0415
     except ImportError as error:
         missing = error.name or "a package"
         raise NstError(f"nst serve needs the serve extra: pip install 'nst[serve]' ({missing} is missing)") \
             from None
-    library = args.library or default_library()
-    app = create_app(library, token=args.token, device=args.device)
-    print(f"nst studio: http://{args.host}:{args.port}/ (library {library}; Ctrl-C stops it)",
-          file=sys.stderr)
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the studio is meant to stop
-        serve(app, args.host, args.port)
+    # The port first: a busy one is refused before the library is touched or anything announced.
+    sock = listening_socket(args.host, args.port)
+    with contextlib.closing(sock):
+        library = args.library or default_library()
+        app = create_app(library, token=args.token, device=args.device)
+        if exposed:
+            print(f"nst: warning: serving on {args.host} makes the studio reachable from other machines",
+                  file=sys.stderr)
+        print(f"nst studio: http://{address(args.host, args.port)}/ (library {library}; Ctrl-C stops it)",
+              file=sys.stderr)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the studio is meant to stop
+            serve(app, sock)
     print("nst studio stopped; runs are kept in the library", file=sys.stderr)
     return 0

@@ -1544,7 +1544,9 @@
     state.taskDefaults = (info && info.task_defaults) || {};
     state.choices = (info && info.options) || {};
     $("version").textContent = info && info.version ? `nst ${info.version}` : "";
-    $("device").textContent = info && info.device ? String(info.device) : "";
+    // The device runs compute on as resolved by the server (cpu, cuda:N, mps), a GPU with its name.
+    const device = info && info.device ? String(info.device) : "";
+    $("device").textContent = info && info.device_name ? `${device} · ${info.device_name}` : device;
     const pick = (...keys) => {
       for (const key of keys) if (Array.isArray(state.choices[key])) return state.choices[key];
       return null;
