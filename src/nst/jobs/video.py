@@ -55,13 +55,14 @@ from nst.jobs.tensors import style_images as style_images
 from nst.jobs.video_request import VideoOptions, prepare_video
 from nst.record import request_key
 
+# style_images and frame_tensors (from tensors.py) are imported from here by cluster/video.py.
+
 # The temporal loss compares frames blurred by this much (pixels); see TemporalTarget.
 # Measured on bunny.mp4, 8 frames at 128 px: without it, sharpness (mean |Laplacian|)
 # fell from 97 to 60 by frame 8; with it, to 86 (independent frames: 93-96).
 TEMPORAL_BLUR_SIGMA = 1.0
 # Below this share of reliable pixels, frame t is a new shot: it starts afresh.
 SCENE_CUT_SHARE = 0.2
-# style_images and frame_tensors (tensors.py) are imported from here by cluster/video.py too.
 WORK_SUFFIX = ".nst-work"
 SETTINGS_FILE = "settings.json"
 JOINS_FILE = "joins.json"  # a chunked run's joins (nst.cluster.video)
@@ -145,9 +146,9 @@ class TemporalTarget:
 
 class FrameStylizer:
     """Optimizes frames against fixed style targets, through `executor` (by default
-    one of its own, holding the one network of the frames). Tensors are (B, 3, H, W): the frame
-    loop passes one frame at a time, but independent frames could share one batch.
-    Colour preservation works per frame (tensors.py, as for a single run):
+    one of its own, holding the frames' network). Tensors are (B, 3, H, W): the
+    frame loop passes one frame at a time, but independent frames could share one
+    batch. Colour preservation works per frame (tensors.py, as for a single run):
     `luminance` optimizes the frame's luminance and puts the frame's own chroma
     back on; `histogram` recolours the styles once, to the colours of the first
     frame, so the style targets do not change from frame to frame."""
@@ -158,7 +159,6 @@ class FrameStylizer:
         self.executor = executor or Executor(keep=1)
         self.extractor = self.executor.network(config, self.device)
         self.styles = colour_styles(styles, first_frame, config.preserve_color)
-        self.grey = self.config.preserve_color == "luminance"
 
     def fresh(self, content: Tensor, on_step: StepCallback | None) -> Tensor:
         """A frame from scratch, coarse-to-fine like a single transfer."""
