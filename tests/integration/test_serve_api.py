@@ -31,8 +31,8 @@ with warnings.catch_warnings():  # starlette's note on httpx's successor (a User
 from nst.files.images import read_metadata  # noqa: E402
 from nst.samples import sample_path  # noqa: E402
 from nst.serve.app import create_app  # noqa: E402
+from nst.serve.hub import Subscriber  # noqa: E402
 from nst.serve.library import Library  # noqa: E402
-from nst.serve.worker import Subscriber  # noqa: E402
 
 TINY = {"size": 32, "steps": 4, "seed": 1}
 LONG = {"size": 32, "steps": 5000, "seed": 1}  # never finishes in a test: stopped or interrupted
@@ -126,7 +126,7 @@ def of(events: Events, kind: str, run_id: str | None = None) -> list[dict[str, A
 # ------------------------------------------------------------------ imports and info
 
 def test_importing_nst_serve_loads_neither_fastapi_nor_torch() -> None:
-    code = ("import sys, nst.serve, nst.serve.library, nst.serve.worker; "
+    code = ("import sys, nst.serve, nst.serve.library, nst.serve.hub, nst.serve.jobs, nst.serve.worker; "
             "print('fastapi' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
@@ -257,7 +257,9 @@ def test_a_cpu_run_sends_its_step_event_and_frame_together_every_3_s(tmp_path: P
 
     from nst.core.geometry import Scale  # noqa: PLC0415
     from nst.events import StepEvent  # noqa: PLC0415
-    from nst.serve.worker import CPU_UPDATE_INTERVAL_S, Hub, Job, Worker  # noqa: PLC0415
+    from nst.serve.hub import Hub  # noqa: PLC0415
+    from nst.serve.jobs import Job  # noqa: PLC0415
+    from nst.serve.worker import CPU_UPDATE_INTERVAL_S, Worker  # noqa: PLC0415
 
     published: list[dict[str, Any]] = []
 

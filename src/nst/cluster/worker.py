@@ -2,7 +2,8 @@
 
 A worker is a long-lived Ray actor (`WorkerActor`, made remote by pool.py): it sets
 torch's threads to its CPUs (an actor without num_cpus would get one thread), loads
-VGG19 once, and keeps its networks loaded across tasks (`WorkerContext.extractor`).
+VGG19 once, and runs its tasks through one executor that keeps their networks loaded
+across tasks (`WorkerContext.executor`).
 Input files arrive as bytes (no shared file system) and are kept in the worker's own
 cache folder under their SHA-256; results go back as bytes. Workers never write
 outputs: the driver does.
@@ -35,9 +36,8 @@ from nst.files.atomic import pid_alive
 if TYPE_CHECKING:
     from PIL import Image
 
-    from nst.core.features import FeatureExtractor
     from nst.jobs.request import InputFile, Request
-    from nst.jobs.runner import Run
+    from nst.jobs.runner import Executor, Run
     from nst.record import RunRecord
 
 
@@ -64,21 +64,23 @@ class Blob:
 
 class WorkerContext:
     """What a task sees on its worker: a name, the device kind ('cpu' or 'cuda'),
-    torch's thread count, a private cache folder, and the loaded networks."""
+    torch's thread count, a private cache folder, and the executor that runs its tasks."""
 
-    def __init__(self, name: str, threads: int, device: str, cache: Path) -> None:
+    def __init__(self, name: str, threads: int, device: str, cache: Path,
+                 executor: Executor | None = None) -> None:
         self.name, self.threads, self.device, self.cache = name, threads, device, cache
-        self._networks: Any = None
+        self._executor = executor
         self._used: dict[Path, None] = {}  # cached files, least recently used first
 
-    def extractor(self, request: Request) -> FeatureExtractor:
-        """The network `request` needs, on its device, loaded once per worker."""
-        if self._networks is None:
-            from nst.jobs.runner import ExtractorCache  # noqa: PLC0415
+    @property
+    def executor(self) -> Executor:
+        """The executor of this worker's tasks (made with the first: it loads torch);
+        its networks stay loaded from task to task."""
+        if self._executor is None:
+            from nst.jobs.runner import Executor  # noqa: PLC0415
 
-            self._networks = ExtractorCache()
-        network: FeatureExtractor = self._networks(request)
-        return network
+            self._executor = Executor()
+        return self._executor
 
     def store(self, blob: Blob, data: bytes) -> Path:
         """Keep `data` in the cache as `blob`'s file (checked against its hash). The
@@ -215,8 +217,8 @@ class WorkerActor:
 class RequestTask(Task):
     """One prepared job-layer Request (an image of a batch, a run of a study, a frame
     in independent mode). On the worker its inputs are the blobs' files, its device
-    is checked, and it runs through `execute` (or `execute_batch` with others of its
-    batch key); it returns `encode(run)`: PNG bytes with the run record embedded."""
+    is checked, and it runs through the worker's executor (`run`, or `run_batch` with
+    others of its batch key); it returns `encode(run)`: PNG bytes with the run record embedded."""
 
     request: Request
     label: str = "run"
@@ -230,17 +232,12 @@ class RequestTask(Task):
         return batch_key(self.request)
 
     def run(self, context: WorkerContext, files: Mapping[str, Path]) -> bytes:
-        from nst.jobs.runner import execute  # noqa: PLC0415
-
-        request = localize(self.request, files)
-        return encode(execute(request, None, context.extractor(request)))
+        return encode(context.executor.run(localize(self.request, files)))
 
     @classmethod
     def run_batch(cls, context: WorkerContext, tasks: Sequence[Task], files: Mapping[str, Path]) -> list[Any]:
-        from nst.jobs.runner import execute_batch  # noqa: PLC0415
-
         requests = [localize(task.request, files) for task in tasks if isinstance(task, RequestTask)]
-        return [encode(run) for run in execute_batch(requests, None, context.extractor(requests[0]))]
+        return [encode(run) for run in context.executor.run_batch(requests)]
 
 
 def input_blob(item: InputFile) -> Blob:

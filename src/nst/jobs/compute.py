@@ -16,12 +16,15 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from nst.errors import NstError, NstRuntimeError
 from nst.events import EventCallback, JobEvent, notify, steps_only
 from nst.jobs.request import Request
 from nst.record import RunRecord
+
+if TYPE_CHECKING:
+    from nst.jobs.runner import Executor
 
 
 @dataclass(frozen=True)
@@ -69,19 +72,24 @@ class Computer(Protocol):
 
 class LocalComputer:
     """Jobs run in this process, in order, each when the door asks for the next
-    outcome. With batch_size > 1, consecutive jobs of one `runner.batch_key` (the
-    images of one size of a batch) run as one batched optimization."""
+    outcome, through `executor` (runner.Executor: by default one of its own, made
+    when the first job runs, that keeps its networks loaded across `compute` calls).
+    With batch_size > 1, consecutive jobs of one `runner.batch_key` (the images of
+    one size of a batch) run as one batched optimization."""
 
     run_on: str | None = None
 
-    def __init__(self, batch_size: int = 1) -> None:
+    def __init__(self, batch_size: int = 1, executor: Executor | None = None) -> None:
         self.batch_size = batch_size
+        self.executor = executor
 
     def compute(self, jobs: Sequence[Job], on_event: EventCallback | None) -> Generator[Outcome, None, None]:
         # The run itself needs torch; the door checked everything before without it.
-        from nst.jobs.runner import ExtractorCache, batch_key, execute, execute_batch  # noqa: PLC0415
+        from nst.jobs.runner import Executor, batch_key  # noqa: PLC0415
 
-        networks = ExtractorCache()
+        if self.executor is None:
+            self.executor = Executor()
+        executor = self.executor
         position = 0
         while position < len(jobs):
             group = [jobs[position]]
@@ -93,12 +101,7 @@ class LocalComputer:
             for job in group:
                 notify(on_event, JobEvent("started", job.label, job.index, job.total))
             try:
-                network = networks(group[0].request)
-                requests = [job.request for job in group]
-                if len(group) == 1:
-                    runs = [execute(requests[0], steps_only(on_event), network)]
-                else:
-                    runs = execute_batch(requests, steps_only(on_event), network)
+                runs = executor.run_batch([job.request for job in group], steps_only(on_event))
             except (NstError, NstRuntimeError) as error:
                 for job in group:
                     yield Outcome(job, error=error)

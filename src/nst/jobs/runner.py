@@ -1,15 +1,18 @@
-"""Runs a prepared Request: decodes its inputs, calls the engine, finishes the image.
+"""Runs prepared Requests: the `Executor`, the one way every door runs a request, a
+batch of requests or a video frame; it keeps the feature networks loaded and alone
+calls the engine.
 
-`prepare` (request.py) checks; `execute` runs; `Run.save` finishes (colour and
-alpha are already applied; the record goes into the file, written atomically).
-Inputs may be paths or PIL images, so the Python API works in memory too.
+`prepare` (request.py) checks; `Executor.run` runs (tensors.py decodes the inputs
+and prepares their colours); `Run.save` finishes (colour and alpha are already
+applied; the record goes into the file, written atomically). Inputs may be paths
+or PIL images, so the Python API works in memory too (`run`, `execute`).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,17 +21,20 @@ from PIL import Image
 
 from nst import __version__
 from nst.config import Config
-from nst.core.color import luminance, match_colors, matched_luminance, with_content_chroma
-from nst.core.engine import stylize
+from nst.core.device import plan_on
+from nst.core.engine import build_objective, optimize_planned, stylize
 from nst.core.features import FeatureExtractor, extractor_for
-from nst.core.geometry import used_layers
-from nst.core.masks import masks_from_images
+from nst.core.geometry import Scale, used_layers
 from nst.errors import NstError
-from nst.events import Event, EventCallback, JobEvent, Result, StepCallback, StepEvent
+from nst.events import Event, EventCallback, JobEvent, Result, StepCallback, StepEvent, notify
 from nst.files.atomic import remove_stale_temporaries
-from nst.files.images import load_image, save_image, to_tensor
-from nst.jobs.request import ImageInput, InputFile, Request, check_not_an_input, prepare
+from nst.files.images import save_image
+from nst.jobs.request import ImageInput, Request, check_not_an_input, prepare
+from nst.jobs.tensors import Tensors, load_tensors, restore_colour
 from nst.record import RunRecord
+
+__all__ = ["Executor", "ExtractorCache", "IntermediateSaver", "Run", "Tensors", "batch_key", "execute",
+           "execute_batch", "load_tensors", "network_key", "run", "write_output"]
 
 
 @dataclass
@@ -63,59 +69,120 @@ def write_output(image: torch.Tensor | Image.Image, request: Request, record: Ru
     return save_image(image, target, record.to_dict(), alpha)
 
 
-def _decode(item: InputFile, max_pixels: int) -> Image.Image:
-    if item.image is not None:
-        return item.image.convert("RGBA" if "A" in item.image.getbands() else "RGB")
-    assert item.path is not None
-    return load_image(item.path, max_pixels)
+# A feature network for a config, on the CPU (the executor moves it to the device):
+# extractor_for by default; tests pass a small fake one.
+NetworkFactory = Callable[[Config], FeatureExtractor]
 
 
-def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
+def network_key(config: Config, device: str | torch.device) -> tuple[object, ...]:
+    """What decides a run's feature network: its layers, weights, pooling, arithmetic
+    and device. Runs of one key share one loaded network."""
+    return (used_layers(config, config.task != "texture", config.task != "reconstruct"), config.weights,
+            config.pooling, config.precision, config.channels_last, str(torch.device(device)))
 
 
-@dataclass
-class Tensors:
-    """A request's inputs decoded at the sizes its plan fixed, on its device."""
+class ExtractorCache:
+    """The networks of the runs a process makes, kept loaded: one per `network_key`
+    (the weights themselves are decoded once per process and shared). Holds the last
+    `keep` only; the least recently used goes first (before a new one loads)."""
 
-    canvas: torch.Tensor  # (1, 3, H, W): the content at output size, or zeros for a texture
-    content: torch.Tensor | None
-    styles: list[torch.Tensor]
-    masks: torch.Tensor | None
-    init: torch.Tensor | None
-    alpha: Image.Image | None
+    def __init__(self, keep: int = 4, factory: NetworkFactory | None = None) -> None:
+        self.keep = keep
+        self.factory: NetworkFactory = factory or extractor_for
+        self.networks: dict[tuple[object, ...], FeatureExtractor] = {}
+
+    def get(self, config: Config, device: str | torch.device) -> FeatureExtractor:
+        key = network_key(config, device)
+        network = self.networks.pop(key, None)
+        if network is None:
+            while len(self.networks) >= self.keep:  # free the oldest before loading
+                del self.networks[next(iter(self.networks))]
+            network = self.factory(config).to(device)
+        self.networks[key] = network  # most recently used last
+        return network
+
+    def __call__(self, request: Request) -> FeatureExtractor:
+        return self.get(request.config, request.device)
 
 
-def load_tensors(request: Request) -> Tensors:
-    """Decode every input of `request` at its planned size (and colour-prepare it)."""
-    assert request.sizes is not None
-    config, sizes, device = request.config, request.sizes, torch.device(request.device)
-    width, height = sizes.canvas
-    alpha = None
-    if request.content is not None:
-        content_image = _fit(_decode(request.content, config.max_pixels), (width, height))
-        alpha = content_image.getchannel("A") if content_image.mode == "RGBA" else None
-        canvas = to_tensor(content_image).to(device)
-    else:
-        canvas = torch.zeros(1, 3, height, width, device=device)
-    styles = [to_tensor(_fit(_decode(s, config.max_pixels), size)).to(device)
-              for s, size in zip(request.styles, sizes.styles, strict=True)]
-    masks = None
-    if request.masks:
-        mask_images = [_decode(m, config.max_pixels) for m in request.masks]
-        masks = masks_from_images(mask_images, len(styles), (width, height)).to(device)
-    init = None
-    if request.init is not None:
-        init = to_tensor(_fit(_decode(request.init, config.max_pixels), (width, height))).to(device)
-    content = canvas if request.content is not None else None
-    if content is not None and config.preserve_color == "luminance":
-        # Transfer grey on grey; the content's colours go back on at the end.
-        styles = [matched_luminance(style, content) for style in styles]
-        content = luminance(content)
-        init = luminance(init) if init is not None else None
-    elif content is not None and config.preserve_color == "histogram":
-        styles = [match_colors(style, content) for style in styles]
-    return Tensors(canvas, content, styles, masks, init, alpha)
+class Executor:
+    """The one way a request, a batch of requests or a video frame runs: every door
+    (transfer, batch, studies, the studio, video frames, cluster workers) calls one
+    of these, and this class alone calls the engine. It holds the loaded networks
+    (an ExtractorCache of `keep`; `factory` makes a network for a config)."""
+
+    def __init__(self, factory: NetworkFactory | None = None, keep: int = 4) -> None:
+        self.networks = ExtractorCache(keep, factory)
+
+    def network(self, config: Config, device: str | torch.device) -> FeatureExtractor:
+        return self.networks.get(config, device)
+
+    def run(self, request: Request, on_event: EventCallback | None = None, label: str = "run") -> Run:
+        """Run a prepared request. Step events and the job's started/finished events
+        go to `on_event`."""
+        started = time.perf_counter()
+        notify(on_event, JobEvent("started", label))
+        config = request.config
+        _prepare_device(request)
+        tensors = load_tensors(request)
+        torch.manual_seed(config.seed or 0)
+        result = self.stylize(self.network(config, request.device), config, tensors.canvas, tensors.content,
+                              tensors.styles, tensors.masks, tensors.init, on_event)
+        result.image = restore_colour(result.image, tensors.canvas.cpu(), config.preserve_color)
+        record = _record(request, result, time.perf_counter() - started)
+        notify(on_event, JobEvent("finished", label, elapsed_s=record.wall_time_s, record=record))
+        return Run(result, request, record, tensors.alpha)
+
+    def run_batch(self, requests: Sequence[Request], on_event: EventCallback | None = None) -> list[Run]:
+        """Run requests that share one `batch_key` as one batched optimization: the
+        engine optimizes each image of a batch exactly as alone (per-image L-BFGS
+        histories and losses), so each Run equals its request's `run` to float
+        tolerance. Each record holds its own final losses; its step history is the
+        batch's mean. Step events (the batch's mean losses) go to `on_event`."""
+        if len(requests) == 1:
+            return [self.run(requests[0], on_event)]
+        keys = {batch_key(request) for request in requests}
+        if None in keys or len(keys) != 1:
+            raise ValueError("run_batch needs requests of one batch_key")
+        started = time.perf_counter()
+        first = requests[0]
+        config = first.config
+        _prepare_device(first)
+        loaded = [load_tensors(request) for request in requests]
+        canvas = torch.cat([tensors.canvas for tensors in loaded])
+        content = torch.cat([tensors.content for tensors in loaded if tensors.content is not None])
+        torch.manual_seed(config.seed or 0)
+        result = self.stylize(self.network(config, first.device), config, canvas, content, loaded[0].styles,
+                              None, None, on_event)
+        wall = time.perf_counter() - started
+        runs = []
+        for index, (request, tensors) in enumerate(zip(requests, loaded, strict=True)):
+            own = Result(result.image[index:index + 1], dict(result.image_losses[index]), result.elapsed_s,
+                         result.steps, result.history, [result.image_losses[index]])
+            runs.append(Run(own, request, _record(request, own, wall), tensors.alpha))
+        return runs
+
+    # ------------------------------------------------------------ the engine, called from here only
+
+    def stylize(self, network: FeatureExtractor, config: Config, canvas: torch.Tensor,
+                content: torch.Tensor | None, styles: Sequence[torch.Tensor],
+                masks: torch.Tensor | None = None, init: torch.Tensor | None = None,
+                on_step: StepCallback | None = None) -> Result:
+        """Coarse-to-fine, as a single run (engine.stylize): requests, and video
+        frames made from scratch."""
+        return stylize(network, config, canvas, content, styles, masks, init, on_step)
+
+    def optimize_scale(self, network: FeatureExtractor, config: Config, content: torch.Tensor,
+                       styles: Sequence[torch.Tensor], start: torch.Tensor, steps: int,
+                       extra_terms: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
+                       on_step: StepCallback | None = None) -> torch.Tensor:
+        """One scale of `steps` at `start`'s size, from `start`, with `extra_terms`
+        added to the loss (a warm-started video frame's temporal loss)."""
+        height, width = content.shape[-2:]
+        (plan,) = plan_on(content.device, config, [Scale(width, height, steps)])
+        objective = build_objective(network, config, content, styles, tile_side=plan.tile_side)
+        objective.extra_terms.update(extra_terms)
+        return optimize_planned(objective, start, config, plan, on_step).image
 
 
 def execute(
@@ -124,25 +191,20 @@ def execute(
     extractor: FeatureExtractor | None = None,
     label: str = "run",
 ) -> Run:
-    """Run a prepared request. Step events and the job's started/finished events
-    go to `on_event`; `extractor` lets a caller that runs many requests of one
-    network keep it loaded."""
-    started = time.perf_counter()
-    if on_event is not None:
-        on_event(JobEvent("started", label))
-    config = request.config
-    _prepare_device(request)
-    tensors = load_tensors(request)
-    torch.manual_seed(config.seed or 0)
-    network = extractor if extractor is not None else extractor_for(config).to(request.device)
-    result = stylize(network, config, tensors.canvas, tensors.content, tensors.styles, tensors.masks,
-                     tensors.init, on_event)
-    if config.preserve_color == "luminance":
-        result.image = with_content_chroma(result.image, tensors.canvas.cpu())
-    record = _record(request, result, time.perf_counter() - started)
-    if on_event is not None:
-        on_event(JobEvent("finished", label, elapsed_s=record.wall_time_s, record=record))
-    return Run(result, request, record, tensors.alpha)
+    """Run a prepared request (the Python API; doors keep an Executor). `extractor`:
+    the network to use, for a caller that keeps one loaded."""
+    factory = (lambda config: extractor) if extractor is not None else None
+    return Executor(factory, keep=1).run(request, on_event, label)
+
+
+def execute_batch(
+    requests: Sequence[Request],
+    on_event: EventCallback | None = None,
+    extractor: FeatureExtractor | None = None,
+) -> list[Run]:
+    """`Executor.run_batch` for requests of one `batch_key`."""
+    factory = (lambda config: extractor) if extractor is not None else None
+    return Executor(factory, keep=1).run_batch(requests, on_event)
 
 
 def _prepare_device(request: Request) -> None:
@@ -162,7 +224,7 @@ def _record(request: Request, result: Result, wall_time_s: float) -> RunRecord:
 
 
 def batch_key(request: Request) -> str | None:
-    """Requests with the same key can run as one batched optimization (`execute_batch`),
+    """Requests with the same key can run as one batched optimization (`Executor.run_batch`),
     each image following the path it would follow alone: transfers that differ only in
     their content image, of one size, starting from the content. None: this one runs alone
     (masks, an init image, noise starts, colour preservation and gradient normalization
@@ -173,63 +235,6 @@ def batch_key(request: Request) -> str | None:
         return None
     styles = [(style.sha256, style.size) for style in request.styles]
     return json.dumps([config.to_dict(), request.device, styles, repr(request.sizes)], sort_keys=True)
-
-
-def execute_batch(
-    requests: Sequence[Request],
-    on_event: EventCallback | None = None,
-    extractor: FeatureExtractor | None = None,
-) -> list[Run]:
-    """Run requests that share one `batch_key` as one batched optimization: the
-    engine optimizes each image of a batch exactly as alone (per-image L-BFGS
-    histories and losses), so each Run equals its request's `execute` to float
-    tolerance. Each record holds its own final losses; its step history is the
-    batch's mean. Step events (the batch's mean losses) go to `on_event`."""
-    if len(requests) == 1:
-        return [execute(requests[0], on_event, extractor)]
-    keys = {batch_key(request) for request in requests}
-    if None in keys or len(keys) != 1:
-        raise ValueError("execute_batch needs requests of one batch_key")
-    started = time.perf_counter()
-    first = requests[0]
-    config = first.config
-    _prepare_device(first)
-    loaded = [load_tensors(request) for request in requests]
-    canvas = torch.cat([tensors.canvas for tensors in loaded])
-    contents = [tensors.content for tensors in loaded]
-    content = torch.cat([c for c in contents if c is not None])
-    torch.manual_seed(config.seed or 0)
-    network = extractor if extractor is not None else extractor_for(config).to(first.device)
-    result = stylize(network, config, canvas, content, loaded[0].styles, None, None, on_event)
-    wall = time.perf_counter() - started
-    runs = []
-    for index, (request, tensors) in enumerate(zip(requests, loaded, strict=True)):
-        own = Result(result.image[index:index + 1], dict(result.image_losses[index]), result.elapsed_s,
-                     result.steps, result.history, [result.image_losses[index]])
-        runs.append(Run(own, request, _record(request, own, wall), tensors.alpha))
-    return runs
-
-
-class ExtractorCache:
-    """The networks of the requests a process runs, kept loaded: one per set of
-    layers, weights, pooling, arithmetic and device (the weights themselves are
-    decoded once per process and shared). Holds the last few only."""
-
-    def __init__(self, keep: int = 4) -> None:
-        self.keep = keep
-        self.networks: dict[tuple[object, ...], FeatureExtractor] = {}
-
-    def __call__(self, request: Request) -> FeatureExtractor:
-        config = request.config
-        key = (used_layers(config, config.task != "texture", config.task != "reconstruct"), config.weights,
-               config.pooling, config.precision, config.channels_last, request.device)
-        network = self.networks.pop(key, None)
-        if network is None:
-            network = extractor_for(config).to(request.device)
-        self.networks[key] = network  # most recently used last
-        while len(self.networks) > self.keep:
-            del self.networks[next(iter(self.networks))]
-        return network
 
 
 def run(

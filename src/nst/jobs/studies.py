@@ -28,7 +28,6 @@ from PIL import Image
 
 from nst import __version__
 from nst.core.engine import build_objective
-from nst.core.features import extractor_for
 from nst.events import EventCallback, JobEvent, notify
 from nst.files.atomic import copy_atomic, write_text_atomic
 from nst.files.grid import Cell, grid_image, wrap
@@ -37,6 +36,7 @@ from nst.files.report import caption_stats, write_report
 from nst.jobs.compute import Computer, Job, LocalComputer
 from nst.jobs.folders import FolderLock, claim_folder
 from nst.jobs.resume import read_record
+from nst.jobs.runner import ExtractorCache
 from nst.jobs.study_plan import REPORT_NAME, RESULTS_NAME, StudyPlan, earlier_results
 from nst.plans.sweeps import RunSpec, Sweep
 from nst.record import RunRecord
@@ -63,14 +63,16 @@ def _load(path: Path) -> torch.Tensor:
         return to_tensor(image.convert("RGB"))
 
 
-def compare_runs(a: StudyRun, b: StudyRun, output: Path) -> Comparison:
+def compare_runs(a: StudyRun, b: StudyRun, output: Path,
+                 networks: ExtractorCache | None = None) -> Comparison:
     """How two runs of the same objective differ: in pixels (mean absolute
     difference on the 0-255 scale) and in the statistics the loss measures
-    (their final losses, and the loss of one against the other's targets)."""
+    (their final losses, and the loss of one against the other's targets).
+    networks: where the network comes from (on the CPU), kept across comparisons."""
     config = a.record.config
     image_a, image_b = _load(output / a.image), _load(output / b.image)
     term = "content" if config.task == "reconstruct" else "style"
-    extractor = extractor_for(config)
+    extractor = (networks or ExtractorCache(keep=1)).get(config, "cpu")
     with torch.no_grad():
         objective = build_objective(extractor, config, image_b, [image_b])
         cross = float(objective(image_a)[term])
@@ -87,7 +89,8 @@ def compare_runs(a: StudyRun, b: StudyRun, output: Path) -> Comparison:
     )
 
 
-def _comparisons(sweep: Sweep, runs: list[StudyRun], output: Path) -> list[Comparison]:
+def _comparisons(sweep: Sweep, runs: list[StudyRun], output: Path,
+                 networks: ExtractorCache) -> list[Comparison]:
     """Each run against the first run that differs from it only along `sweep.compare`."""
     if sweep.compare is None:
         return []
@@ -97,7 +100,7 @@ def _comparisons(sweep: Sweep, runs: list[StudyRun], output: Path) -> list[Compa
     for run in runs:
         key = tuple(i for k, i in enumerate(run.index) if k != position)
         if key in firsts:
-            out.append(compare_runs(firsts[key], run, output))
+            out.append(compare_runs(firsts[key], run, output, networks))
         else:
             firsts[key] = run
     return out
@@ -215,6 +218,7 @@ def _run_sweeps(plan: StudyPlan, total: int, on_event: EventCallback | None,
                            time.strftime("%Y-%m-%d %H:%M:%S"),
                            _earlier_sweeps(plan) if plan.keep_other_sweeps else [])
     planned = _plan_runs(plan, total)
+    networks = ExtractorCache(keep=1)  # the comparisons' (this process computes them, on the CPU)
     outcomes = computer.compute([p.job for p in planned if p.job is not None], on_event)
     computed: dict[int, RunRecord] = {}  # job index -> record of its image, written
 
@@ -242,7 +246,7 @@ def _run_sweeps(plan: StudyPlan, total: int, on_event: EventCallback | None,
                 entry.runs.append(_one_run(plan, planned[number], number, total, wait_for, on_event))
                 number += 1
             entry.grid = write_grid(sweep, entry.runs, plan.output).relative_to(plan.output).as_posix()
-            entry.comparisons = _comparisons(sweep, entry.runs, plan.output)
+            entry.comparisons = _comparisons(sweep, entry.runs, plan.output, networks)
             results.elapsed_s = time.perf_counter() - started
             _write_results(results, plan.output)
     finally:

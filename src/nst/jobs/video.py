@@ -28,12 +28,7 @@ from PIL import Image
 from torch import Tensor
 
 from nst.config import Config
-from nst.core.color import luminance, match_colors, matched_luminance, with_content_chroma
-from nst.core.device import plan_on
-from nst.core.engine import build_objective, optimize_planned, stylize
-from nst.core.features import extractor_for
-from nst.core.flow import Motion, flow_side, motion_between, warp_image, warping_error
-from nst.core.geometry import Scale
+from nst.core.flow import Motion, motion_between, warp_image, warping_error
 from nst.core.losses import gaussian_blur, temporal_loss
 from nst.errors import NstError
 from nst.events import EventCallback, JobEvent, StepCallback, notify, steps_only
@@ -47,14 +42,20 @@ from nst.files.frames import (
     read_frames,
     write_clip,
 )
-from nst.files.images import load_image, resize_longest, save_image, to_pil, to_tensor
+from nst.files.images import load_image, save_image, to_pil, to_tensor
 from nst.jobs.folders import FolderLock
 from nst.jobs.request import (
     Request,
 )
 from nst.jobs.resume import differences
+from nst.jobs.runner import Executor
+from nst.jobs.tensors import colour_styles, colour_target, restore_colour
+from nst.jobs.tensors import frame_tensors as frame_tensors
+from nst.jobs.tensors import style_images as style_images
 from nst.jobs.video_request import VideoOptions, prepare_video
 from nst.record import request_key
+
+# style_images and frame_tensors (from tensors.py) are imported from here by cluster/video.py.
 
 # The temporal loss compares frames blurred by this much (pixels); see TemporalTarget.
 # Measured on bunny.mp4, 8 frames at 128 px: without it, sharpness (mean |Laplacian|)
@@ -144,46 +145,36 @@ class TemporalTarget:
 
 
 class FrameStylizer:
-    """Optimizes frames against fixed style targets. Tensors are (B, 3, H, W):
-    the frame loop passes one frame at a time, but independent frames could
-    share one batch. Colour preservation works per frame: `luminance` optimizes
-    the frame's luminance and puts the frame's own chroma back on; `histogram`
-    recolours the styles once, to the colours of the first frame, so the style
-    targets do not change from frame to frame."""
+    """Optimizes frames against fixed style targets, through `executor` (by default
+    one of its own, holding the frames' network). Tensors are (B, 3, H, W): the
+    frame loop passes one frame at a time, but independent frames could share one
+    batch. Colour preservation works per frame (tensors.py, as for a single run):
+    `luminance` optimizes the frame's luminance and puts the frame's own chroma
+    back on; `histogram` recolours the styles once, to the colours of the first
+    frame, so the style targets do not change from frame to frame."""
 
     def __init__(self, config: Config, device: str | torch.device, styles: Sequence[Tensor],
-                 first_frame: Tensor) -> None:
+                 first_frame: Tensor, executor: Executor | None = None) -> None:
         self.config, self.device = config, torch.device(device)
-        self.extractor = extractor_for(self.config).to(self.device)
-        if self.config.preserve_color == "luminance":
-            styles = [matched_luminance(style, first_frame) for style in styles]
-        elif self.config.preserve_color == "histogram":
-            styles = [match_colors(style, first_frame) for style in styles]
-        self.styles = list(styles)
-        self.grey = self.config.preserve_color == "luminance"
+        self.executor = executor or Executor(keep=1)
+        self.extractor = self.executor.network(config, self.device)
+        self.styles = colour_styles(styles, first_frame, config.preserve_color)
 
     def fresh(self, content: Tensor, on_step: StepCallback | None) -> Tensor:
         """A frame from scratch, coarse-to-fine like a single transfer."""
-        target = luminance(content) if self.grey else content
-        result = stylize(self.extractor, self.config, content, target, self.styles, on_step=on_step)
-        return self._colour(result.image.to(self.device), content)
+        mode = self.config.preserve_color
+        result = self.executor.stylize(self.extractor, self.config, content, colour_target(content, mode),
+                                       self.styles, on_step=on_step)
+        return restore_colour(result.image.to(self.device), content, mode)
 
     def warm(self, content: Tensor, init: Tensor, steps: int, temporal: Callable[[Tensor], Tensor] | None,
              on_step: StepCallback | None) -> Tensor:
         """A frame started from `init` (the previous stylized frame, warped), one scale."""
-        target = luminance(content) if self.grey else content
-        height, width = content.shape[-2:]
-        (plan,) = plan_on(self.device, self.config, [Scale(width, height, steps)])
-        objective = build_objective(self.extractor, self.config, target, self.styles,
-                                    tile_side=plan.tile_side)
-        if temporal is not None:
-            objective.extra_terms["temporal"] = temporal
-        start = luminance(init) if self.grey else init
-        image = optimize_planned(objective, start, self.config, plan, on_step).image
-        return self._colour(image.to(self.device), content)
-
-    def _colour(self, image: Tensor, content: Tensor) -> Tensor:
-        return with_content_chroma(image, content) if self.grey else image
+        mode = self.config.preserve_color
+        image = self.executor.optimize_scale(self.extractor, self.config, colour_target(content, mode),
+                                             self.styles, colour_target(init, mode), steps,
+                                             {"temporal": temporal} if temporal is not None else {}, on_step)
+        return restore_colour(image.to(self.device), content, mode)
 
 
 class WorkFolder:
@@ -316,20 +307,6 @@ def stylize_video(
     return done
 
 
-def style_images(request: Request) -> list[Image.Image]:
-    """The style images as the frames use them: loaded and resized to the size plan."""
-    assert request.sizes is not None
-    return [load_image(s.path, request.config.max_pixels).resize(size, Image.Resampling.LANCZOS)
-            for s, size in zip(request.styles, request.sizes.styles, strict=True) if s.path]
-
-
-def frame_tensors(frame: Image.Image, size: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """A decoded frame as it is stylized (longest side `size`, on `device`) and as
-    optical flow sees it (at least FLOW_MIN_SIDE, on the CPU)."""
-    content = to_tensor(resize_longest(frame, size)).to(device)
-    return content, to_tensor(resize_longest(frame, flow_side(size)))
-
-
 def continues(options: VideoOptions, motion: Motion | None) -> bool:
     """Whether a frame is warm-started from the stylized frame before it: in
     consistent mode, unless the flow explains too little of it (a scene cut)."""
@@ -375,7 +352,7 @@ def anchored_frame(stylizer: FrameStylizer, options: VideoOptions, content: Tens
     start = weights * anchor + (1 - weights) * base
     temporal = None
     if options.temporal_weight:
-        target = luminance(anchor) if stylizer.grey else anchor
+        target = colour_target(anchor, stylizer.config.preserve_color)
         temporal = TemporalTarget(target, weights, options.temporal_weight)
     return stylizer.warm(content, start, options.warm_steps(stylizer.config.steps), temporal, on_step)
 
@@ -453,14 +430,14 @@ def _stylize_frame(
     keep = 1.0 - toward.share if toward is not None else 1.0
     terms: list[TemporalTarget] = []
     if options.temporal_weight:
-        target = luminance(warped) if stylizer.grey else warped
+        target = colour_target(warped, config.preserve_color)
         weights = motion.weight_tensor(content.device)
         terms.append(TemporalTarget(target, weights, options.temporal_weight * keep))
     start = warped
     if toward is not None:
         start = keep * warped + toward.share * toward.image
         if options.temporal_weight:
-            other = luminance(toward.image) if stylizer.grey else toward.image
+            other = colour_target(toward.image, config.preserve_color)
             everywhere = torch.ones_like(motion.weight_tensor(content.device))
             terms.append(TemporalTarget(other, everywhere, options.temporal_weight * toward.share))
     temporal = terms[0] if len(terms) == 1 else _Sum(terms) if terms else None

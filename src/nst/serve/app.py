@@ -29,9 +29,10 @@ from starlette.exceptions import HTTPException
 from nst import __version__
 from nst.core.device import select_device
 from nst.errors import NstError
+from nst.serve.hub import Hub
 from nst.serve.library import Library
 from nst.serve.routes import MAX_UPLOAD_BYTES, ApiError, Studio, error, router
-from nst.serve.worker import Hub, Worker
+from nst.serve.worker import Worker
 
 COOKIE = "nst_studio_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

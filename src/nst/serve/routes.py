@@ -24,8 +24,10 @@ from nst import __version__
 from nst.config import COLOR_MODES, INIT_KINDS, OPTIMIZERS, POOLINGS, PRECISIONS, STYLE_LOSSES, TASKS, Config
 from nst.layers import CANONICAL_LAYERS
 from nst.plans.sweeps import SWEEPABLE
+from nst.serve.hub import Hub, Subscriber
+from nst.serve.jobs import WEIGHTS, build_job, build_sweep, task_config
 from nst.serve.library import Library, is_run_id, sample_file, sample_names, without_history
-from nst.serve.worker import WEIGHTS, Hub, Subscriber, Worker, build_job, build_sweep, task_config
+from nst.serve.worker import Worker
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 STATIC = Path(__file__).parent / "static"
