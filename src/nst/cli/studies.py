@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nst.cli.cluster import add_cluster_options, check_cluster_args, cluster_options, computer_for
+from nst.cli.stop import stopped_status
 from nst.config import Config
 from nst.errors import NstError
 from nst.events import Event, StepEvent
-from nst.jobs.study_plan import REPORT_NAME, StudyPlan, earlier_results
-from nst.plans.study_config import load_study
+from nst.jobs.study_plan import REPORT_NAME, StudyPlan, earlier_results, load_study
 from nst.plans.sweeps import PRESETS, Inputs, Sweep, axis, parse_param, sliding_windows
 
 if TYPE_CHECKING:
@@ -199,10 +199,10 @@ def _run(plan: StudyPlan, args: argparse.Namespace) -> int:
     try:
         with computer_for(args) as computer:
             results = run_study(plan, console, computer)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print(f"\nnst: interrupted; finished runs are kept in {plan.output}, run the same "
               "command again to resume", file=sys.stderr)
-        return 130
+        return stopped_status(stop)
     finally:
         if isinstance(console, ItemBar | StudyConsole):
             console.close()

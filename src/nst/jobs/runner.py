@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from nst import __version__
 from nst.config import Config
 from nst.core.color import luminance, match_colors, matched_luminance, with_content_chroma
 from nst.core.engine import stylize
@@ -29,6 +28,7 @@ from nst.files.atomic import remove_stale_temporaries
 from nst.files.images import load_image, save_image, to_tensor
 from nst.jobs.request import ImageInput, InputFile, Request, check_not_an_input, prepare
 from nst.record import RunRecord
+from nst.version import __version__
 
 
 @dataclass

@@ -26,13 +26,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from nst import __version__
 from nst.config import COLOR_MODES, INIT_KINDS, OPTIMIZERS, POOLINGS, PRECISIONS, STYLE_LOSSES, TASKS, Config
 from nst.errors import NstError
 from nst.layers import CANONICAL_LAYERS
 from nst.plans.sweeps import SWEEPABLE
 from nst.serve.library import Library, is_run_id, sample_file, sample_names, without_history
 from nst.serve.worker import WEIGHTS, Hub, Subscriber, Worker, build_job, build_sweep, task_config
+from nst.version import __version__
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 STATIC = Path(__file__).parent / "static"

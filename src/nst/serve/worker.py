@@ -32,21 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nst.config import Config, Task
+from nst import tasks
+from nst.config import INIT_KINDS, Config
 from nst.errors import NstError, NstRuntimeError, allocation_failure
 from nst.events import Event, JobEvent, StepEvent, position
-from nst.jobs.request import INIT_KINDS, precheck
+from nst.jobs.request import precheck
 from nst.jobs.study_plan import StudyPlan, precheck_sweep
-from nst.plans.sweeps import (
-    INPUT_PARAMS,
-    SWEEPABLE,
-    Inputs,
-    axis,
-    canonical_param,
-    params_preset,
-    reconstruct_base,
-    texture_base,
-)
+from nst.plans.sweeps import INPUT_PARAMS, SWEEPABLE, Inputs, axis, canonical_param, params_preset
 from nst.serve.library import INTERRUPTED, STUDY_NAME, Library, now, short_label, without_history
 
 if typing.TYPE_CHECKING:
@@ -77,14 +69,7 @@ class StudioStop(Exception):  # noqa: N818 (a signal, not an error)
 
 def task_config(task: object) -> Config:
     """nst's defaults for a task, as its CLI command sets them."""
-    if not isinstance(task, str):
-        raise NstError(f"task must be one of transfer, reconstruct, texture; got {task!r}")
-    config = Config(task=typing.cast(Task, task))  # Config checks the name
-    if task == "reconstruct":
-        return reconstruct_base(config)
-    if task == "texture":
-        return texture_base(config)
-    return config
+    return tasks.task_config(task)
 
 
 def _is_tuple_field(name: str) -> bool:
@@ -132,7 +117,7 @@ def build_config(library: Library, task: object, options: object, device: str) -
             continue  # the server's (nst serve --device)
         changes[name] = option_value(library, name, value)
     try:
-        return config.replace(**changes, device=device)
+        return tasks.task_config(task, changes, config).replace(device=device)
     except (TypeError, AttributeError) as error:
         raise NstError(f"bad option value: {error}") from None
 
