@@ -74,7 +74,8 @@ def test_a_texture_takes_its_own_style_weight_through_every_door(tmp_path: Path)
 
 
 def test_a_shared_base_keeps_its_run_settings_and_loses_the_other_terms() -> None:
-    base = Config(init="content", steps=7, style_weight=5.0, content_weight=3.0, tv_weight=1.0, optimizer="adam")
+    base = Config(init="content", steps=7, style_weight=5.0, content_weight=3.0, tv_weight=1.0,
+                  optimizer="adam")
     rec = reconstruct_base(base)
     assert (rec.init, rec.steps, rec.tv_weight, rec.optimizer) == ("content", 7, 1.0, "adam")
     assert rec.style_weight == 0 and rec.style_layers == () and rec.content_weight == RECONSTRUCT_WEIGHT
