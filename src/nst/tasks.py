@@ -65,7 +65,7 @@ def task_config(task: object, given: Mapping[str, Any] | None = None, base: Conf
     task's own settings, then the explicit options `given` (Config field ->
     value; refused in one line where the task would ignore them)."""
     if task not in TASKS:
-        raise NstError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+        raise NstError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     given = dict(given or {})
     unknown = sorted(set(given) - _FIELDS)
     if unknown:
@@ -78,7 +78,8 @@ def task_config(task: object, given: Mapping[str, Any] | None = None, base: Conf
     _refuse_ignored(str(task), given)
     config = base.replace(**given)
     _check_given(config, given)
-    if config.task == "reconstruct" and len(config.content_layers) != 1:
+    # One layer, as asked: a shared base's layers (a study's, varied run by run) are the sweep's to vary.
+    if config.task == "reconstruct" and "content_layers" in given and len(config.content_layers) != 1:
         raise NstError(f"reconstruct takes one layer, got {','.join(config.content_layers)!r}")
     return config
 

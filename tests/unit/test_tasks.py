@@ -104,7 +104,7 @@ def test_the_generic_sweep_of_a_reconstruction_honours_its_start() -> None:
     ("reconstruct", {"alpha": 0.3, "init": "noise"}, "alpha is the noise share of --init blend"),
     ("transfer", {"ema_decay": 0.5}, "ema-decay averages Adam's iterates"),
     ("transfer", {"history_size": 5, "optimizer": "adam"}, "history-size is L-BFGS's memory"),
-    ("painting", {}, "task must be one of"),
+    ("painting", {}, "unknown task 'painting'; expected one of"),
     ("transfer", {"colour": 1}, "unknown option"),
 ])
 def test_an_option_the_task_would_ignore_is_refused_in_one_line(task: str, given: dict[str, Any],

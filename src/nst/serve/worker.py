@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nst import tasks
+import nst.tasks
 from nst.config import INIT_KINDS, Config
 from nst.errors import NstError, NstRuntimeError, allocation_failure
 from nst.events import Event, JobEvent, StepEvent, position
@@ -69,7 +69,7 @@ class StudioStop(Exception):  # noqa: N818 (a signal, not an error)
 
 def task_config(task: object) -> Config:
     """nst's defaults for a task, as its CLI command sets them."""
-    return tasks.task_config(task)
+    return nst.tasks.task_config(task)
 
 
 def _is_tuple_field(name: str) -> bool:
@@ -117,7 +117,7 @@ def build_config(library: Library, task: object, options: object, device: str) -
             continue  # the server's (nst serve --device)
         changes[name] = option_value(library, name, value)
     try:
-        return tasks.task_config(task, changes, config).replace(device=device)
+        return nst.tasks.task_config(task, changes, config).replace(device=device)
     except (TypeError, AttributeError) as error:
         raise NstError(f"bad option value: {error}") from None
 
