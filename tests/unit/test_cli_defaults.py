@@ -147,3 +147,9 @@ def test_threads_come_from_the_flag_then_the_environment(monkeypatch: pytest.Mon
 def test_every_door_that_computes_takes_threads(command: str) -> None:
     (parser,) = [p for name, p in _commands() if name == command]
     assert "--threads" in {s for a in parser._actions for s in a.option_strings}
+
+
+def test_an_option_with_nothing_near_keeps_argparse_s_words(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["texture", "s.png", "-o", "x.png", "--preserve-color", "luminance"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unrecognized arguments: --preserve-color luminance" in err and len(err.splitlines()) == 1

@@ -81,14 +81,14 @@ def _subparser(parser: argparse.ArgumentParser, name: str | None) -> argparse.Ar
 
 
 def unrecognized(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
-    """'unrecognized argument --stlye-weight (did you mean --style-weight?)'."""
+    """'unrecognized argument --stlye-weight (did you mean --style-weight?)'; argparse's
+    own words where no option is near."""
     options = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
     for extra in extras:
-        if extra.startswith("-"):
-            name = extra.split("=", 1)[0]
-            close = difflib.get_close_matches(name, options, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            return f"unrecognized argument {name}{hint}"
+        name = extra.split("=", 1)[0]
+        close = difflib.get_close_matches(name, options, n=1) if name.startswith("-") else []
+        if close:
+            return f"unrecognized argument {name} (did you mean {close[0]}?)"
     return f"unrecognized arguments: {' '.join(extras)}"
 
 
