@@ -87,6 +87,7 @@ def test_a_bad_thread_count_is_one_line_and_status_2(tmp_path: Path, argv: list[
         capture_output=True, text=True, timeout=120, env=_environment(**env))
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "thread" in done.stderr.lower(), done.stderr
+    assert "unrecognized" not in done.stderr and "at least 1" in done.stderr, done.stderr
 
 
 def test_threads_set_torch_s_thread_count(tmp_path: Path) -> None:
