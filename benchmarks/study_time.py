@@ -22,7 +22,7 @@ import torch
 
 from nst.events import StepEvent
 from nst.jobs.runner import run, select_device
-from nst.plans.study_config import load_study
+from nst.jobs.study_plan import load_study
 
 
 def _measure(spec, steps: int, clock) -> tuple[float, float]:  # type: ignore[no-untyped-def]

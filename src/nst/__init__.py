@@ -13,19 +13,14 @@ at once.
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = metadata.version("nst")  # the one version number: pyproject.toml's
-except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
-
-from nst.config import PRESETS, Config, apply_preset  # noqa: E402
-from nst.errors import NstError, NstRuntimeError  # noqa: E402
-from nst.events import JobEvent, Result, StepEvent  # noqa: E402
-from nst.layers import parse_layers  # noqa: E402
-from nst.record import RunRecord  # noqa: E402
+from nst.config import PRESETS, Config, apply_preset
+from nst.errors import NstError, NstRuntimeError
+from nst.events import JobEvent, Result, StepEvent
+from nst.layers import parse_layers
+from nst.record import RunRecord
+from nst.version import __version__
 
 if TYPE_CHECKING:
     from nst.jobs.request import Request, prepare

@@ -72,6 +72,17 @@ MAX_SCALES = 100
 # scale is cheap, large enough for VGG's deepest style layers to see structure.
 DEFAULT_START_SIZE = 128
 
+
+def default_size(device_type: str) -> int:
+    """The output's longest side when none is given, for a device type ('cpu', 'cuda', 'mps')."""
+    return CPU_DEFAULT_SIZE if device_type == "cpu" else GPU_DEFAULT_SIZE
+
+
+def default_steps(device_type: str) -> int:
+    """The steps of a run when none are given, for a device type."""
+    return CPU_DEFAULT_STEPS if device_type == "cpu" else GPU_DEFAULT_STEPS
+
+
 # Layers of the study write-up (conv_k = k-th convolution, before its ReLU).
 DEFAULT_CONTENT_LAYERS = ("conv_4",)
 DEFAULT_STYLE_LAYERS = ("conv_1", "conv_2", "conv_3", "conv_4", "conv_5")
@@ -240,14 +251,13 @@ class Config:
 
     def resolved(self, device_type: str) -> Config:
         """Fill every `None` default for this task and device type ('cpu', 'cuda', 'mps')."""
-        on_gpu = device_type != "cpu"
         if self.precision == "tf32" and device_type != "cuda":
             raise NstError(f"precision tf32 needs a CUDA GPU; this run is on {device_type}: use fp32 or bf16")
         default_init = "content" if self.task == "transfer" else "noise"
         precision = self.precision or self.default_precision(device_type)
         return self.replace(
-            steps=self.steps or (GPU_DEFAULT_STEPS if on_gpu else CPU_DEFAULT_STEPS),
-            size=self.size or (GPU_DEFAULT_SIZE if on_gpu else CPU_DEFAULT_SIZE),
+            steps=self.steps or default_steps(device_type),
+            size=self.size or default_size(device_type),
             learning_rate=self.learning_rate or DEFAULT_LEARNING_RATE[self.optimizer],
             init=self.init or default_init,
             precision=precision,

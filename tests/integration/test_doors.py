@@ -272,7 +272,14 @@ def _check_dry_run(runs: Runs, door: str) -> None:
     assert result.status == 0 and not result.pictures, result
 
 
+def _check_threads(runs: Runs, door: str) -> None:
+    # How many CPU threads compute, not what: a count that cannot be must be refused.
+    result = runs.run(door, ("--threads", "0"))
+    assert result.refused, result
+
+
 EXEMPT: dict[str, Callable[[Runs, str], None]] = {
+    "threads": _check_threads,
     "max_memory": _check_max_memory,
     "dry_run": _check_dry_run,
     "help": _check_help,

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from nst.cluster.connect import ClusterOptions  # torch- and ray-free
 from nst.errors import NstError
 
 if TYPE_CHECKING:
-    from nst.cluster.connect import ClusterOptions
     from nst.jobs.compute import Computer
 
 CLUSTER_HELP = ("run on a Ray cluster: local[:N] (a private one on this machine, N workers), "
@@ -44,14 +44,17 @@ def _share(text: str) -> float:
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster (pip install 'nst[ray]')")
     group.add_argument("--cluster", metavar="local[:N]|auto|ray://HOST:PORT", help=CLUSTER_HELP)
+    defaults = ClusterOptions()
     group.add_argument("--workers", type=_count, metavar="N",
                        help="worker processes (default: as many as the cluster's CPUs or GPUs allow)")
     group.add_argument("--cpus-per-worker", type=_share, metavar="C",
-                       help="CPUs each worker reserves; its torch threads (default: 1)")
+                       help="CPUs each worker reserves; its torch threads "
+                       f"(default: {defaults.cpus_per_worker:g})")
     group.add_argument("--gpus-per-worker", type=_share, metavar="G",
-                       help="GPUs each worker reserves; fractions share a GPU, e.g. 0.25 (default: 0)")
+                       help="GPUs each worker reserves; fractions share a GPU, e.g. 0.25 "
+                       f"(default: {defaults.gpus_per_worker:g})")
     group.add_argument("--batch-size", type=_count, metavar="N",
-                       help="optimize up to N images of one size together (default: 1); "
+                       help=f"optimize up to N images of one size together (default: {defaults.batch_size}); "
                        "mostly for GPUs, works on CPUs too, with or without --cluster")
 
 
@@ -63,13 +66,9 @@ def cluster_options(args: argparse.Namespace) -> ClusterOptions | None:
             if getattr(args, name, None) is not None:
                 raise NstError(f"--{name.replace('_', '-')} needs --cluster")
         return None
-    from nst.cluster.connect import ClusterOptions  # noqa: PLC0415  (torch- and ray-free)
-
-    return ClusterOptions(
-        address=args.cluster, workers=args.workers,
-        cpus_per_worker=args.cpus_per_worker if args.cpus_per_worker is not None else 1.0,
-        gpus_per_worker=args.gpus_per_worker or 0.0, batch_size=args.batch_size or 1,
-    )
+    given = {name: getattr(args, name, None) for name in ("workers", "cpus_per_worker", "gpus_per_worker",
+                                                           "batch_size")}
+    return ClusterOptions(address=args.cluster, **{k: v for k, v in given.items() if v is not None})
 
 
 def check_cluster_args(args: argparse.Namespace) -> None:

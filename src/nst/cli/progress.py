@@ -75,7 +75,8 @@ class ItemBar:
     label (for example a lock taken over from a dead run) is printed as a note."""
 
     def __init__(self, label: str, unit: str) -> None:
-        self.bar = tqdm(total=None, desc=label, unit=unit, file=sys.stderr, dynamic_ncols=True)
+        self.label, self.unit = label, unit
+        self._bar: tqdm | None = None  # drawn at the first event: a refused command shows no empty bar
         self.shown = 0.0
         self.current = ""
         # On a cluster: each worker's first start and how many jobs it finished.
@@ -86,6 +87,7 @@ class ItemBar:
         if isinstance(event, StepEvent):
             self._step(event)
             return
+        self._open(event.total)
         if event.total is not None and self.bar.total != event.total:
             self.bar.total = event.total
         if event.status == "queued":
@@ -128,5 +130,18 @@ class ItemBar:
         if due:
             self.shown = now
 
+    @property
+    def bar(self) -> tqdm:
+        return self._open(None)
+
+    def _open(self, total: int | None) -> tqdm:
+        """The bar, drawn first once the count of jobs is known (an empty bar's
+        'batch: 0image' would stay in a log as a line of its own)."""
+        if self._bar is None:
+            self._bar = tqdm(total=total, desc=self.label, unit=self.unit, file=sys.stderr,
+                             dynamic_ncols=True)
+        return self._bar
+
     def close(self) -> None:
-        self.bar.close()
+        if self._bar is not None:
+            self._bar.close()

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nst.cli.cluster import add_cluster_options, check_cluster_args, cluster_options, computer_for
+from nst.cli.stop import stopped_status
 from nst.config import Config
 from nst.errors import NstError
 from nst.events import Event, StepEvent
-from nst.jobs.study_plan import REPORT_NAME, StudyPlan, earlier_results
-from nst.plans.study_config import load_study
-from nst.plans.sweeps import PRESETS, Inputs, Sweep, axis, parse_param, sliding_windows
+from nst.jobs.study_plan import REPORT_NAME, StudyPlan, earlier_results, load_study
+from nst.plans.sweeps import DEFAULT_WINDOW, PRESETS, Inputs, Sweep, axis, parse_param, sliding_windows
 
 if TYPE_CHECKING:
     from nst.cli.progress import RunBar
@@ -64,7 +64,8 @@ def add_study_commands(commands: Any, transfer: argparse.ArgumentParser) -> None
     sweep.add_argument("--style", nargs="+", type=Path, default=[], metavar="IMAGE", help="style image(s)")
     sweep.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2,...",
                        help="a parameter and its values (repeatable)")
-    sweep.add_argument("--window", type=int, metavar="K", help="windows: layers per window (default: 5)")
+    sweep.add_argument("--window", type=int, metavar="K",
+                       help=f"windows: layers per window (default: {DEFAULT_WINDOW})")
     sweep.add_argument("--columns", type=int, metavar="N", help="grid cells per row for one-axis sweeps")
     sweep.add_argument("--title", help="report title")
     sweep.add_argument("-o", "--output", type=Path, required=True, help="output folder")
@@ -81,7 +82,8 @@ def add_study_commands(commands: Any, transfer: argparse.ArgumentParser) -> None
     study.add_argument("config", type=Path, metavar="CONFIG.toml", help="the study file")
     study.add_argument("-o", "--output", type=Path,
                        help="output folder (default: the file's `output`, else ./<file name>-out)")
-    study.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps; overrides the file")
+    study.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps; overrides the file "
+                       f"(default: the file's, else {Config().device})")
     study.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     _add_run_control(study)
     add_cluster_options(study)
@@ -199,10 +201,10 @@ def _run(plan: StudyPlan, args: argparse.Namespace) -> int:
     try:
         with computer_for(args) as computer:
             results = run_study(plan, console, computer)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print(f"\nnst: interrupted; finished runs are kept in {plan.output}, run the same "
               "command again to resume", file=sys.stderr)
-        return 130
+        return stopped_status(stop)
     finally:
         if isinstance(console, ItemBar | StudyConsole):
             console.close()

@@ -38,10 +38,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from nst import __version__
 from nst.cluster.connect import ClusterOptions, Connection, connect
 from nst.cluster.worker import Blob, Returned, Task, WorkerActor, WorkerContext
 from nst.errors import NstError, NstRuntimeError
+from nst.version import __version__
 
 __all__ = ["Blob", "Done", "Pool", "Task", "WorkerContext", "WorkerInfo"]
 

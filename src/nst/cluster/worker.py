@@ -29,9 +29,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nst import __version__
 from nst.errors import NstError, NstRuntimeError
 from nst.files.atomic import pid_alive
+from nst.version import __version__
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from nst.errors import NstError
@@ -75,3 +76,17 @@ def plan_on(device: torch.device, config: Config, scales: Sequence[Scale], batch
     from nst.core.memory import plan_run  # noqa: PLC0415
 
     return plan_run(config, scales, memory_budget(config.max_memory, device), batch, device.type)
+
+
+def set_threads(count: int) -> None:
+    """Compute with `count` CPU threads (--threads, NST_THREADS). The pool between
+    operators follows when it can: torch lets that be set only once, before its
+    first parallel work, so a later call keeps the pool it has."""
+    import torch  # noqa: PLC0415
+
+    if count < 1:
+        raise NstError(f"threads must be at least 1, got {count}")
+    torch.set_num_threads(count)
+    # Refused once started (an earlier run in this process): that pool stays.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(count)

@@ -41,6 +41,7 @@ class BatchReport:
     failed: list[tuple[BatchItem, str]] = field(default_factory=list)
     sheets: list[Path] = field(default_factory=list)
     config: Config | None = None
+    upscaled: list[BatchItem] = field(default_factory=list)  # inputs smaller than the output size
 
 
 def find_images(folder: Path, recursive: bool, exclude: Path | None = None) -> list[Path]:
@@ -138,6 +139,13 @@ def _run_items(items: list[BatchItem], config: Config, styles: Sequence[str | Pa
     requests = _prepare_items(items, config, styles, seed_given, report, computer.run_on)
     done_before = _done_before(requests, overwrite)
     total = len(items)
+    report.upscaled = [item for item, request in requests.items() if _upscaled(request)]
+    if report.upscaled:  # said once, before the runs: the pictures will be softer than the output size
+        size = requests[report.upscaled[0]].config.size
+        count = len(report.upscaled)
+        note = f"batch: {count} input{'s' if count > 1 else ''} smaller than --size {size} " \
+            f"{'are' if count > 1 else 'is'} upscaled to it"
+        notify(on_event, JobEvent("queued", note, total=total))
     jobs: list[Job] = []
     early: list[JobEvent] = []  # images decided before any runs: reported in their place
     for index, item in enumerate(items):
@@ -198,6 +206,12 @@ def _prepare_items(items: list[BatchItem], config: Config, styles: Sequence[str 
         except NstError as error:
             report.failed.append((item, str(error)))
     return requests
+
+
+def _upscaled(request: Request) -> bool:
+    """Whether the output is larger than the content image (every side grows)."""
+    content = request.content
+    return content is not None and request.config.size is not None and max(content.size) < request.config.size
 
 
 def _check_outputs_are_not_inputs(items: Sequence[BatchItem], styles: Sequence[str | Path]) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from nst.config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, Config
+from nst.config import INIT_KINDS, Config, default_size
 from nst.core.device import device_kind_without_torch, plan_on, select_device
 from nst.core.geometry import SizePlan, plan_sizes
 from nst.errors import NstError
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     import torch
 
 ImageInput = str | Path | Image.Image
-INIT_KINDS = ("content", "noise", "blend")
 # A new seed per request when none is given: below 2**31, to stay readable.
 SEED_RANGE = 2**31
 
@@ -289,7 +288,7 @@ def _size_without_torch(config: Config) -> int | None:
     kind = device_kind_without_torch(config.device)
     if kind is None:
         return None
-    return CPU_DEFAULT_SIZE if kind == "cpu" else GPU_DEFAULT_SIZE
+    return default_size(kind)
 
 
 def _plan(config: Config, content: InputFile | None, styles: Sequence[InputFile]) -> SizePlan:

@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from nst import __version__
 from nst.config import Config
 from nst.core.device import plan_on
 from nst.core.engine import build_objective, optimize_planned, stylize
@@ -32,6 +31,7 @@ from nst.files.images import save_image
 from nst.jobs.request import ImageInput, Request, check_not_an_input, prepare
 from nst.jobs.tensors import Tensors, load_tensors, restore_colour
 from nst.record import RunRecord
+from nst.version import __version__
 
 __all__ = ["Executor", "ExtractorCache", "IntermediateSaver", "Run", "Tensors", "batch_key", "execute",
            "execute_batch", "load_tensors", "network_key", "run", "write_output"]

@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from nst import __version__
 from nst.core.engine import build_objective
 from nst.events import EventCallback, JobEvent, notify
 from nst.files.atomic import copy_atomic, write_text_atomic
@@ -41,6 +40,7 @@ from nst.jobs.study_plan import REPORT_NAME, RESULTS_NAME, StudyPlan, earlier_re
 from nst.plans.sweeps import RunSpec, Sweep
 from nst.record import RunRecord
 from nst.results import AxisLabels, Comparison, StudyResults, StudyRun, SweepResult
+from nst.version import __version__
 
 
 def _study_run(plan: StudyPlan, sweep: Sweep, spec: RunSpec, record: RunRecord, status: str) -> StudyRun:

@@ -13,6 +13,7 @@ from pathlib import Path
 from nst.errors import NstError
 from nst.jobs.request import Request, check_not_an_input, precheck, prepare
 from nst.jobs.resume import answers, read_record
+from nst.plans.study_config import read_study
 from nst.plans.sweeps import RunSpec, Sweep
 from nst.record import RunRecord
 from nst.results import StudyResults
@@ -88,6 +89,13 @@ class StudyPlan:
         record = read_record(path)
         return record if isinstance(record, RunRecord) and answers(record, self.request(sweep, spec)) \
             else None
+
+
+def load_study(path: str | Path, output: str | Path | None = None, force: bool = False,
+               device: str | None = None) -> StudyPlan:
+    """The plan of a study file (see plans.study_config.read_study); `force` reruns every run."""
+    study = read_study(path, output, device)
+    return StudyPlan(study.sweeps, study.output, study.title, force, owner=study.owner)
 
 
 def earlier_results(output: Path) -> StudyResults | None:

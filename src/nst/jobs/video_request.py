@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nst.config import Config
+from nst.config import INIT_KINDS, Config
 from nst.errors import NstError
 from nst.files.frames import Clip, check_output, open_clip, parse_fps
 from nst.jobs.request import (
-    INIT_KINDS,
     InputFile,
     Request,
     check_combination,

@@ -1,5 +1,6 @@
-"""Reads a study file (TOML) into a StudyPlan: the study write-up's parts as
-presets of sweeps.py, with shared defaults and per-part overrides.
+"""Reads a study file (TOML) into a StudyFile: the study write-up's parts as
+presets of sweeps.py, with shared defaults and per-part overrides. (The job
+layer's study_plan.load_study turns it into a StudyPlan that runs.)
 
 See examples/study.toml for a commented example of every key.
 """
@@ -10,13 +11,12 @@ import dataclasses
 import difflib
 import tomllib
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from nst.config import Config
 from nst.errors import NstError
-from nst.jobs.study_plan import StudyPlan
 from nst.plans.sweeps import PRESETS, Axis, Inputs, Sweep, axis, params_preset, sliding_windows
 from nst.samples import CONTENT_SAMPLES, STYLE_SAMPLES, sample_path
 
@@ -163,8 +163,18 @@ def _extra_sweeps(where: str, tables: Any, base: Config, inputs: Inputs, folder:
     return sweeps
 
 
-def load_study(path: str | Path, output: str | Path | None = None, force: bool = False,
-               device: str | None = None) -> StudyPlan:
+@dataclass(frozen=True)
+class StudyFile:
+    """What a study file asks for: its sweeps, where they go, its title, and
+    whose folder that is (`owner`)."""
+
+    sweeps: list[Sweep]
+    output: Path
+    title: str
+    owner: str
+
+
+def read_study(path: str | Path, output: str | Path | None = None, device: str | None = None) -> StudyFile:
     """Read a study file. `output` (else the file's `output` key, else
     `<file stem>-out`) is relative to the current folder; image paths in the
     file are relative to the file itself."""
@@ -201,4 +211,4 @@ def load_study(path: str | Path, output: str | Path | None = None, force: bool =
     # The folder belongs to the study of this title (an edited copy of its file
     # resumes it); another study may not write into it without --force.
     title = str(data.get("title", "nst study"))
-    return StudyPlan(sweeps, target, title, force, owner=f"study:{title}")
+    return StudyFile(sweeps, target, title, owner=f"study:{title}")

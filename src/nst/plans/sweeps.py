@@ -20,9 +20,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from nst.config import RECONSTRUCT_WEIGHT, Config
+from nst.config import Config
 from nst.errors import NstError
 from nst.layers import parse_layers
+from nst.tasks import task_config
 
 # Pseudo-parameters that choose input images rather than Config fields.
 INPUT_PARAMS = ("content", "style")
@@ -279,22 +280,19 @@ class Inputs:
 
 # ---------------------------------------------------------------- presets
 
-def _from_noise(init: str | None) -> str | None:
-    """Reconstructions and textures start from noise unless given an image to start from."""
-    return None if init in ("content", "blend") else init
-
-
 def reconstruct_base(base: Config) -> Config:
-    """`base` as `nst reconstruct` runs it: one content term, no style term."""
-    return base.replace(task="reconstruct", style_layers=(), style_layer_weights=None,
-                        content_weight=RECONSTRUCT_WEIGHT, style_weight=0.0, style_blend=None,
-                        init=_from_noise(base.init))
+    """`base` (shared settings) as `nst reconstruct` runs it (see nst.tasks)."""
+    return task_config("reconstruct", base=base)
 
 
 def texture_base(base: Config) -> Config:
-    """`base` as `nst texture` runs it: style terms only."""
-    return base.replace(task="texture", content_layers=(), content_layer_weights=None,
-                        content_weight=0.0, init=_from_noise(base.init))
+    """`base` (shared settings) as `nst texture` runs it (see nst.tasks)."""
+    return task_config("texture", base=base)
+
+
+def transfer_base(base: Config) -> Config:
+    """`base` (shared settings) as `nst transfer` runs it (see nst.tasks)."""
+    return task_config("transfer", base=base)
 
 
 def sliding_windows(size: int = DEFAULT_WINDOW) -> tuple[str, ...]:
@@ -354,7 +352,7 @@ def windows_preset(inputs: Inputs, base: Config, given: Sequence[Axis] = ()) -> 
 def weights_preset(inputs: Inputs, base: Config, given: Sequence[Axis] = ()) -> list[Sweep]:
     weights = axis("content_weight", DEFAULT_CONTENT_WEIGHTS)
     axes = _axes([weights, pair_axis(_pairs(inputs))], given)
-    base = base.replace(task="transfer")
+    base = transfer_base(base)
     return [Sweep("weights", "Content weight against style weight", "transfer", base, None, (), axes,
                   description=(
                       f"The style weight stays at {base.style_weight:g} while the content weight "
@@ -367,7 +365,7 @@ def grid_preset(inputs: Inputs, base: Config, given: Sequence[Axis] = ()) -> lis
         raise NstError("sweep grid needs content and style images")
     axes = _axes([axis("content", inputs.contents), axis("style", inputs.styles)], given)
     return [Sweep("grid", "Every content image with every style", "transfer",
-                  base.replace(task="transfer"), None, (), axes, description=(
+                  transfer_base(base), None, (), axes, description=(
                       "Rows are content images, columns are paintings, all at the same weights."))]
 
 
@@ -393,7 +391,7 @@ def init_preset(inputs: Inputs, base: Config, given: Sequence[Axis] = ()) -> lis
     style = _one(inputs.styles, "style", "init")
     axes = _axes([axis("init", DEFAULT_INITS)], given)
     return [Sweep("init", "Starting from noise or from the photo", "init",
-                  base.replace(task="transfer"), content, (style,), axes, show_stats=True,
+                  transfer_base(base), content, (style,), axes, show_stats=True,
                   description=("The same transfer started from noise and from the content photo; "
                                "under each image its wall time and final weighted losses."))]
 
@@ -403,7 +401,7 @@ def alpha_preset(inputs: Inputs, base: Config, given: Sequence[Axis] = ()) -> li
     style = _one(inputs.styles, "style", "alpha")
     axes = _axes([axis("alpha", DEFAULT_ALPHAS)], given)
     return [Sweep("alpha", "Blending noise into the start image", "weighting",
-                  base.replace(task="transfer", init="blend"), content, (style,), axes, slider=True,
+                  transfer_base(base.replace(init="blend")), content, (style,), axes, slider=True,
                   description=("The start image is noise·α + content·(1−α): α = 0 starts from the "
                                "photo, α = 1 from pure noise. Move the slider to step through α."))]
 
@@ -422,10 +420,11 @@ def params_preset(inputs: Inputs, base: Config, given: Sequence[Axis] = (),
         base = base.replace(init="blend")
     content = inputs.contents[0] if len(inputs.contents) == 1 else None
     styles = inputs.styles if len(inputs.styles) == 1 else ()
+    base = task_config(base.task, base=base)
     if base.task == "reconstruct":
-        base, styles = reconstruct_base(base), ()
+        styles = ()
     elif base.task == "texture":
-        base, content = texture_base(base), None
+        content = None
     return [Sweep(_slug(name), title, "other", base, content, styles, axes,
                   description="Runs over " + ", ".join(a.name.replace("_", " ") for a in axes) + ".")]
 

@@ -26,13 +26,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from nst import __version__
 from nst.core.device import select_device
 from nst.errors import NstError
 from nst.serve.hub import Hub
 from nst.serve.library import Library
 from nst.serve.routes import MAX_UPLOAD_BYTES, ApiError, Studio, error, router
 from nst.serve.worker import Worker
+from nst.version import __version__
 
 COOKIE = "nst_studio_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

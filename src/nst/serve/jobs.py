@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nst.config import Config, Task
+import nst.tasks
+from nst.config import INIT_KINDS, Config
 from nst.errors import NstError
-from nst.jobs.request import INIT_KINDS, precheck
+from nst.jobs.request import precheck
 from nst.jobs.study_plan import StudyPlan, precheck_sweep
 from nst.plans.sweeps import (
     INPUT_PARAMS,
@@ -29,8 +30,6 @@ from nst.plans.sweeps import (
     axis,
     canonical_param,
     params_preset,
-    reconstruct_base,
-    texture_base,
 )
 from nst.serve.library import STUDY_NAME, Library, short_label
 
@@ -41,14 +40,7 @@ OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(Config))
 
 def task_config(task: object) -> Config:
     """nst's defaults for a task, as its CLI command sets them."""
-    if not isinstance(task, str):
-        raise NstError(f"task must be one of transfer, reconstruct, texture; got {task!r}")
-    config = Config(task=typing.cast(Task, task))  # Config checks the name
-    if task == "reconstruct":
-        return reconstruct_base(config)
-    if task == "texture":
-        return texture_base(config)
-    return config
+    return nst.tasks.task_config(task)
 
 
 def _is_tuple_field(name: str) -> bool:
@@ -96,7 +88,7 @@ def build_config(library: Library, task: object, options: object, device: str) -
             continue  # the server's (nst serve --device)
         changes[name] = option_value(library, name, value)
     try:
-        return config.replace(**changes, device=device)
+        return nst.tasks.task_config(task, changes, config).replace(device=device)
     except (TypeError, AttributeError) as error:
         raise NstError(f"bad option value: {error}") from None
 
