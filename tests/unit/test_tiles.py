@@ -13,6 +13,9 @@ from nst.core.geometry import Scale, halo
 from nst.core.targets import style_statistics
 from nst.core.tiles import image_tiles, layout, whole_features
 
+# The engine, not the weights, is what these tests check: the tiny network (fakes.py).
+pytestmark = pytest.mark.usefixtures("tiny_network")
+
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max())
