@@ -136,4 +136,4 @@ def test_a_run_in_tiles_follows_the_run_on_the_whole_image(monkeypatch: pytest.M
     tiled = stylize(extractor, config, content, content, [style])
     assert tiled.losses["total"] == pytest.approx(whole.losses["total"], rel=1e-8)
     assert float((tiled.image - whole.image).abs().max()) < 1e-8
-    assert whole.losses["total"] < whole.history[-5]["total"]  # the last scale did move
+    assert whole.losses["total"] < whole.history[-2]["total"]  # the last scale (2 steps) did move
