@@ -1,5 +1,5 @@
-"""Every bad input: a one-line error naming the problem, exit 2, no traceback, no output file."""
-
+"""Config refuses bad values itself, in one line (the command line's
+refusals are in tests/integration/test_bad_input.py)."""
 
 import pytest
 

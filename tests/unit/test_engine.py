@@ -1,3 +1,6 @@
+"""The engine's mechanics on the tiny network (fakes.py): reconstruction,
+Adam, step events, divergence, blended Gram targets, the start image."""
+
 import math
 
 import pytest

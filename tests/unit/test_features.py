@@ -1,3 +1,6 @@
+"""Weight files: decoding, local .pth and .safetensors, torch.hub's cache,
+and clear refusals; all on synthetic state dicts (the real weights: tests/integration)."""
+
 import urllib.error
 
 import pytest

@@ -1,5 +1,5 @@
 """The memory plan (nst.core.memory): every scale's peak, known before anything
-is allocated, the levers that keep it within --max-memory, and `--dry-run`."""
+is allocated, and the levers that keep it within --max-memory."""
 
 from __future__ import annotations
 

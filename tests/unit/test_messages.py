@@ -1,5 +1,5 @@
 """One clear line for each way a run can be refused or fail: layer names, huge
-numbers, image headers and pixel limits, pickled weights, running out of memory."""
+numbers, image headers and pixel limits, weights files, running out of memory."""
 
 import argparse
 import pickle

@@ -1,5 +1,5 @@
-"""Quality and control: coarse-to-fine, colour preservation, masks, mean-covariance
-loss, Adam's iterate average and per-layer gradient balancing."""
+"""Quality and control on the tiny network: coarse-to-fine, colour statistics,
+masks, the mean-covariance loss, Adam's iterate average, per-layer gradient balancing."""
 
 import pytest
 import torch

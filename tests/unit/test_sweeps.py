@@ -1,5 +1,4 @@
-"""Sweeps, labelled grids and the study runner: parameter parsing, presets,
-a miniature study end to end, resuming, and the CLI's errors."""
+"""Sweeps and labelled grids: parameter parsing, the presets' runs, grids."""
 
 from __future__ import annotations
 
