@@ -3,6 +3,7 @@ neighbour) when present, else from the package's own samples."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,24 @@ def mini_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config.write_text(MINI_STUDY)
     assert main(["study", str(config), "-o", str(folder / "out"), "-q"]) == 0
     return folder / "out"
+
+
+@pytest.fixture
+def tiny_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extractors of this test are the tiny stand-in for VGG19 (see fakes.py)."""
+    from fakes import use_tiny_network
+
+    use_tiny_network(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Every test on one torch thread: the suite's images are 32-96 px, where a second
+    thread only adds hand-offs, and on a shared CPU two threads made a test 10-15x
+    slower than one (tests/unit/test_batching.py: 17 s against 1.1 s on 2 cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

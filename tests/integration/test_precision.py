@@ -1,12 +1,10 @@
 """The network's arithmetic: fp32, bf16 autocast and channels_last keep the
 features and the result; tf32 is refused off CUDA with a clear message."""
 
-import pytest
 import torch
 
-from nst import Config, NstError
+from nst import Config
 from nst.cli import app as cli
-from nst.config import cpu_has_amx, cpu_has_native_bf16
 from nst.core.engine import build_objective, optimize
 from nst.core.features import build_extractor
 from nst.files.images import load_image, resize_longest, to_tensor
@@ -55,23 +53,8 @@ def test_bf16_transfer_reaches_the_fp32_loss(content_path, style_path):
     assert final["bf16"] < 1.1 * final["fp32"], final
 
 
-def test_precision_defaults_follow_the_device_and_task():
-    native = cpu_has_native_bf16()
-    transfer = Config().resolved("cpu")
-    assert transfer.precision == ("bf16" if native else "fp32")
-    assert transfer.channels_last == (native and cpu_has_amx())  # NHWC only pays with AMX bf16
-    assert Config(task="reconstruct", content_layers=("conv_4",), style_layers=()) \
-        .resolved("cpu").precision == "fp32"
-    assert Config().resolved("cuda").precision == "tf32"
-    assert Config(precision="fp32", channels_last=True).resolved("cpu").channels_last
 
 
-def test_precision_is_checked_against_the_device():
-    assert Config(precision="bf16").resolved("cuda").precision == "bf16"
-    with pytest.raises(NstError, match="tf32 needs a CUDA GPU"):
-        Config(precision="tf32").resolved("cpu")
-    with pytest.raises(NstError, match="unknown precision 'fp8'"):
-        Config(precision="fp8")
 
 
 def test_cli_tf32_on_cpu_is_one_line(tmp_path, capsys, content_path, style_path):

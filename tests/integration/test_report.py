@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nst.files.report import SECTIONS, duration, loss_curve, render
+from nst.files.report import SECTIONS, render
 from nst.results import StudyResults
 
 # CI sets this so a missing browser fails the suite instead of skipping the test.
@@ -35,6 +35,16 @@ def test_report_has_the_study_sections_in_order(mini_study: Path) -> None:
         assert not re.match(r"\w+://", link), link
 
 
+def test_the_report_is_titled_by_the_study(mini_study: Path) -> None:
+    """The title a study's TOML gives (MINI_STUDY: "Mini study"), in results.json, the
+    page's title and its heading; not the name of a sweep command."""
+    assert _results(mini_study).title == "Mini study"
+    page = (mini_study / "index.html").read_text()
+    header = page.split("</header>")[0]
+    assert "<title>Mini study</title>" in header and "<h1>Mini study</h1>" in header
+    assert "nst sweep" not in header
+
+
 def test_report_escapes_text_from_the_study(mini_study: Path) -> None:
     results = _results(mini_study)
     results.title = "<script>alert(1)</script>"
@@ -43,21 +53,8 @@ def test_report_escapes_text_from_the_study(mini_study: Path) -> None:
     assert "<script>alert(1)" not in page and "<img src=x" not in page
 
 
-def test_loss_curve_is_an_svg_of_each_term_on_a_log_scale() -> None:
-    history = [{"content": 10.0 / s, "style": 1000.0 / s**2, "total": 10.0 / s + 1000.0 / s**2}
-               for s in range(1, 301)]
-    svg = loss_curve(history)
-    assert svg.startswith("<svg") and svg.count("<polyline") == 3
-    points = re.search(r'<polyline points="([^"]+)"', svg).group(1).split()  # type: ignore[union-attr]
-    assert len(points) <= 152  # long histories are thinned
-    ys = [float(p.split(",")[1]) for p in points]
-    assert ys[-1] > ys[0]  # a falling loss is drawn going down
-    assert "1e+03" in svg and "step 300" in svg
-    assert loss_curve([]) == ""
 
 
-def test_durations_read_naturally() -> None:
-    assert [duration(s) for s in (4.25, 125, 3725)] == ["4.2 s", "2 min 05 s", "1 h 02 min"]
 
 
 def _browser():  # type: ignore[no-untyped-def]

@@ -233,6 +233,16 @@ def gib(size: float) -> str:
     return f"{size / GIB:.1f} GiB" if size >= GIB else f"{size / MIB:.0f} MiB"
 
 
+def decode_bytes(width: int, height: int, stored_bytes: int, rotated: bool) -> float:
+    """The peak of decoding one input image of width x height pixels as stored
+    (files/images.load_image), with the process's own share: the pixels as Pillow
+    holds them (`stored_bytes` a pixel: 1 for grey, palette and 1-bit images, 4 for
+    RGB and every other multi-band mode, which Pillow pads to 32 bits), a second copy
+    when an EXIF orientation turns it, and the RGB(A) copy nst converts it to (4
+    bytes). The float tensors are made at the planned size, which the run's plan counts."""
+    return PROCESS_BYTES + width * height * (stored_bytes * (2 if rotated else 1) + 4)
+
+
 # ------------------------------------------------------------------ the budget
 
 

@@ -16,6 +16,7 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 from nst.config import DEFAULT_MAX_PIXELS
 from nst.core.geometry import check_pixels as check_pixels
 from nst.core.geometry import size_to_fit
+from nst.core.memory import PROCESS_BYTES, decode_bytes, gib
 from nst.errors import NstError
 from nst.files.atomic import atomic_path
 
@@ -130,15 +131,38 @@ def upright_size(image: Image.Image) -> tuple[int, int]:
     return _upright_size(image, _orientation(image))
 
 
-def probe_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+# Bytes a pixel of these modes takes once Pillow decodes it; every other mode takes 4.
+STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+
+
+def probe_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS,
+                memory_budget: float | None = None) -> tuple[int, int]:
     """(width, height) of an image file as it will be seen (EXIF orientation
     applied), from its header only: no pixel is decoded. Every failure is an
-    NstError that names the file, as in load_image."""
+    NstError that names the file, as in load_image. With `memory_budget` (bytes),
+    a file whose decoding would not fit it is refused (memory.decode_bytes)."""
     path = _existing(path)
     with _reading(path, max_pixels), Image.open(path) as image:
-        size = _upright_size(image, _orientation(image))
+        orientation = _orientation(image)
+        size = _upright_size(image, orientation)
         check_pixels(str(path), *size, max_pixels)
+        if memory_budget is not None:
+            _check_decode_fits(path, image, orientation in UPRIGHT, memory_budget)
     return size
+
+
+def _check_decode_fits(path: Path, image: Image.Image, rotated: bool, budget: float) -> None:
+    """Refuse, from the header, a file whose decoding alone would exceed the budget:
+    decoding it would take that memory (and its time) only to fail."""
+    width, height = image.size
+    need = decode_bytes(width, height, STORED_BYTES.get(image.mode, 4), rotated)
+    # Below the process's own share nothing fits, whatever the image: the run's memory
+    # plan refuses that, saying so.
+    if need > budget > PROCESS_BYTES:
+        raise NstError(
+            f"{path}: {width}x{height} is {width * height:,} pixels; decoding it needs {gib(need)}, "
+            f"over the memory budget of {gib(budget)} (--max-memory): use a smaller image"
+        )
 
 
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:

@@ -23,6 +23,7 @@ from PIL import Image
 from nst.config import INIT_KINDS, Config, default_size
 from nst.core.device import device_kind_without_torch, plan_on, select_device
 from nst.core.geometry import SizePlan, plan_sizes
+from nst.core.memory import default_budget
 from nst.errors import NstError
 from nst.files.images import check_writable, probe_image
 from nst.record import InputRecord, request_key
@@ -101,14 +102,16 @@ def _cached_sha256(path: Path) -> str:
     return _hash_cache[key]
 
 
-def input_file(role: str, source: ImageInput, max_pixels: int) -> InputFile:
-    """Check an input (header only: nothing is decoded) and describe it."""
+def input_file(role: str, source: ImageInput, max_pixels: int,
+               memory_budget: float | None = None) -> InputFile:
+    """Check an input (header only: nothing is decoded) and describe it; with
+    `memory_budget`, a file whose decoding would not fit it is refused."""
     if isinstance(source, Image.Image):
         pixels = source.tobytes()
         return InputFile(role, "<in-memory image>", None, hashlib.sha256(pixels).hexdigest(),
                          source.size, source)
     path = Path(source)
-    size = probe_image(path, max_pixels)
+    size = probe_image(path, max_pixels, memory_budget)
     try:
         digest = _cached_sha256(path)
     except OSError as error:
@@ -206,12 +209,14 @@ def describe_inputs(
     styles = styles if config.task != "reconstruct" else ()
     check_combination(config, content is not None, len(styles), len(masks))
     limit = config.max_pixels
-    content_file = input_file("content", content, limit) if content is not None else None
-    style_files = tuple(input_file("style", s, limit) for s in styles)
-    mask_files = tuple(input_file("mask", m, limit) for m in masks)
+    # Inputs are decoded in this machine's RAM: within --max-memory, or the RAM's default share.
+    budget = config.max_memory or default_budget("cpu")
+    content_file = input_file("content", content, limit, budget) if content is not None else None
+    style_files = tuple(input_file("style", s, limit, budget) for s in styles)
+    mask_files = tuple(input_file("mask", m, limit, budget) for m in masks)
     init_file = None
     if config.init is not None and config.init not in INIT_KINDS:
-        init_file = input_file("init", config.init, limit)
+        init_file = input_file("init", config.init, limit, budget)
     return content_file, style_files, mask_files, init_file
 
 

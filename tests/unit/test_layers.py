@@ -1,3 +1,5 @@
+"""Layer names: canonical and block aliases, ranges, and clear refusals."""
+
 import pytest
 
 from nst import NstError, parse_layers

@@ -21,6 +21,9 @@ from nst.core.geometry import (
     used_layers,
 )
 
+# The engine, not the weights, is what these tests check: the tiny network (fakes.py).
+pytestmark = pytest.mark.usefixtures("tiny_network")
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 

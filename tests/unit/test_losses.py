@@ -1,3 +1,6 @@
+"""The losses by hand: Gram matrices, content, style, TV and range penalty, and
+their gradients."""
+
 import torch
 
 from nst.core.losses import content_loss, gram_matrix, range_penalty, style_loss, tv_loss

@@ -1,0 +1,63 @@
+"""Stand-ins: a tiny VGG19 and image files that only look huge.
+
+A tiny stand-in for VGG19: nst's own FeatureExtractor with 16 small random
+convolutions in VGG19's layout (the same layer names, poolings, margin and input
+convention), so every engine path runs as with the real network in a fraction of
+the time. Tests whose claim is about the engine, tiles, batching or the doors use
+it; tests about what the real weights see stay in tests/integration with VGG19."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from nst.core import features
+from nst.core.features import CAFFE, ConvParams, InputConvention
+from nst.layers import CONV_CHANNELS
+
+TINY_CHANNELS = 8  # every layer: Gram matrices of 8x8, enough for distinct statistics
+
+
+def tiny_params(channels: int = TINY_CHANNELS, seed: int = 0) -> ConvParams:
+    """16 random 3x3 convolutions (He-scaled, so features neither vanish nor blow up
+    through 16 layers), zero biases."""
+    generator = torch.Generator().manual_seed(seed)
+    params: ConvParams = []
+    in_channels = 3
+    for _ in CONV_CHANNELS:
+        scale = (2.0 / (9 * in_channels)) ** 0.5
+        weight = torch.randn(channels, in_channels, 3, 3, generator=generator) * scale
+        params.append((weight, torch.zeros(channels)))
+        in_channels = channels
+    return params
+
+
+def tiny_weights(source: str = "caffe",
+                 depth: int = len(CONV_CHANNELS)) -> tuple[ConvParams, InputConvention]:
+    """What features.load_weights returns, for any source: the tiny network."""
+    return tiny_params()[:depth], CAFFE
+
+
+def use_tiny_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every extractor built from now on (build_extractor, extractor_for, the
+    runner, the doors) in this process is the tiny network."""
+    monkeypatch.setattr(features, "_WEIGHT_CACHE", {})
+    monkeypatch.setattr(features, "load_weights", tiny_weights)
+
+
+def bomb_png(path: Path, width: int, height: int, color_type: int = 2) -> Path:
+    """A PNG whose header says width x height (8-bit; colour type 2: RGB, 0: grey,
+    6: RGBA) followed by one tiny compressed row: a few hundred bytes that read as a
+    huge picture. Nothing can decode it whole; a probe of its header reads its size."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    row = zlib.compress(b"\0" * 64)
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", row) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
+    return path
