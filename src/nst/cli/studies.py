@@ -219,15 +219,35 @@ def _run(plan: StudyPlan, args: argparse.Namespace) -> int:
     return 0
 
 
+AUTO_TITLE = "nst sweep "
+AUTO_TITLES = "nst sweeps: "
+
+
+def sweep_title(earlier: str | None, kind: str) -> str:
+    """The report's title after a `nst sweep KIND` into a folder whose report had
+    `earlier` (None: no report yet). A title someone chose (--title, a study's) is
+    kept; one nst made up names every kind of sweep the report holds."""
+    if earlier is None:
+        return f"{AUTO_TITLE}{kind}"
+    if earlier.startswith(AUTO_TITLES):
+        kinds = earlier.removeprefix(AUTO_TITLES).split(", ")
+    elif earlier.startswith(AUTO_TITLE) and " " not in earlier.removeprefix(AUTO_TITLE):
+        kinds = [earlier.removeprefix(AUTO_TITLE)]
+    else:
+        return earlier
+    if kind not in kinds:
+        kinds.append(kind)
+    return f"{AUTO_TITLE}{kinds[0]}" if len(kinds) == 1 else AUTO_TITLES + ", ".join(kinds)
+
+
 def run_study_command(args: argparse.Namespace,
                       config_from_args: Callable[[argparse.Namespace], Config]) -> int:
     """`nst sweep` or `nst study`; `config_from_args` is the CLI's (it reads transfer options)."""
     command = command_line()
     if args.command == "sweep":
         sweeps = _sweeps_from_args(args, config_from_args)
-        # A report that sweeps build up keeps its title (that of the study it belongs to).
         earlier = earlier_results(args.output)
-        title = args.title or (earlier.title if earlier is not None else f"nst sweep {args.kind}")
+        title = args.title or sweep_title(earlier.title if earlier is not None else None, args.kind)
         plan = StudyPlan(sweeps, args.output, title, args.force, keep_other_sweeps=True, owner="sweep",
                          command=command)
         return _run(plan, args)
