@@ -1,10 +1,14 @@
-"""Stand-ins: a tiny VGG19 and image files that only look huge.
+"""Stand-ins: a tiny VGG19, small pictures and image files that only look huge.
 
 A tiny stand-in for VGG19: nst's own FeatureExtractor with 16 small random
 convolutions in VGG19's layout (the same layer names, poolings, margin and input
 convention), so every engine path runs as with the real network in a fraction of
 the time. Tests whose claim is about the engine, tiles, batching or the doors use
-it; tests about what the real weights see stay in tests/integration with VGG19."""
+it; tests about what the real weights see stay in tests/integration with VGG19.
+
+`tiny_config` is a Config that weighs only the first two layers (one scale, few
+steps); `CountingFactory` is an `Executor` network factory that counts the networks
+it makes; `picture` writes a small synthetic input image."""
 
 from __future__ import annotations
 
@@ -14,9 +18,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
+from nst.config import Config
 from nst.core import features
-from nst.core.features import CAFFE, ConvParams, InputConvention
+from nst.core.features import CAFFE, ConvParams, FeatureExtractor, InputConvention
+from nst.core.geometry import used_layers
 from nst.layers import CONV_CHANNELS
 
 TINY_CHANNELS = 8  # every layer: Gram matrices of 8x8, enough for distinct statistics
@@ -61,3 +68,49 @@ def bomb_png(path: Path, width: int, height: int, color_type: int = 2) -> Path:
     chunks = chunk(b"IHDR", header) + chunk(b"IDAT", row) + chunk(b"IEND", b"")
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
     return path
+
+
+TINY_LAYERS = {"content_layers": ("relu_2",), "style_layers": ("relu_1", "relu_2"), "precision": "fp32",
+               "channels_last": False}
+SIZE = 32
+
+
+def tiny_network(config: Config) -> FeatureExtractor:
+    """The tiny network for the layers `config` weighs, built directly (an Executor's
+    network factory: no weight loading involved)."""
+    layers = used_layers(config, config.task != "texture", config.task != "reconstruct")
+    return FeatureExtractor(tiny_params(), CAFFE, layers, config.pooling, config.precision or "fp32",
+                            bool(config.channels_last))
+
+
+class CountingFactory:
+    """tiny_network, counting the networks made (an Executor's factory)."""
+
+    def __init__(self) -> None:
+        self.made = 0
+
+    def __call__(self, config: Config) -> FeatureExtractor:
+        self.made += 1
+        return tiny_network(config)
+
+
+def picture(path: Path, seed: int, size: tuple[int, int] = (SIZE, 24),
+            spread: tuple[float, float, float] = (0.6, 0.6, 0.6),
+            offset: tuple[float, float, float] = (0.2, 0.2, 0.2), noise: float = 0.15) -> Path:
+    """A smooth colour gradient (each channel's range: offset to offset + spread) with
+    noise on top: structure for content, texture for style."""
+    generator = torch.Generator().manual_seed(seed)
+    width, height = size
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    base = torch.stack([xs, ys, 1 - xs * ys]) * torch.tensor(spread).view(3, 1, 1) \
+        + torch.tensor(offset).view(3, 1, 1)
+    image = (base + noise * torch.randn(3, height, width, generator=generator)).clamp(0, 1)
+    array = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    Image.fromarray(array).save(path)
+    return path
+
+
+
+def tiny_config(**changes: object) -> Config:
+    return Config(**{**TINY_LAYERS, "size": SIZE, "scales": 1, "steps": 20, "seed": 1, "device": "cpu",
+                     **changes})

@@ -1,6 +1,6 @@
 """The one executor (runner.Executor): it runs a request with the network its factory
 makes, and every door that runs work in a process goes through it, so runs of one
-network key load that network once. A tiny fake network (tests/fakenet.py)."""
+network key load that network once. A tiny fake network (tests/fakes.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fakenet import SIZE, CountingFactory, picture, tiny_config
+from fakes import SIZE, CountingFactory, picture, tiny_config
 from nst.cluster.worker import RequestTask, WorkerContext, decode
 from nst.jobs.compute import Job, LocalComputer
 from nst.jobs.request import prepare

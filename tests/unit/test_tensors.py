@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fakenet import CountingFactory, picture, tiny_config
+from fakes import CountingFactory, picture, tiny_config
 from nst.core.color import rgb_to_yiq
 from nst.jobs.request import prepare
 from nst.jobs.runner import Executor
