@@ -75,7 +75,7 @@ TINY_LAYERS = {"content_layers": ("relu_2",), "style_layers": ("relu_1", "relu_2
 SIZE = 32
 
 
-def tiny_network(config: Config) -> FeatureExtractor:
+def tiny_extractor(config: Config) -> FeatureExtractor:
     """The tiny network for the layers `config` weighs, built directly (an Executor's
     network factory: no weight loading involved)."""
     layers = used_layers(config, config.task != "texture", config.task != "reconstruct")
@@ -84,14 +84,14 @@ def tiny_network(config: Config) -> FeatureExtractor:
 
 
 class CountingFactory:
-    """tiny_network, counting the networks made (an Executor's factory)."""
+    """tiny_extractor, counting the networks made (an Executor's factory)."""
 
     def __init__(self) -> None:
         self.made = 0
 
     def __call__(self, config: Config) -> FeatureExtractor:
         self.made += 1
-        return tiny_network(config)
+        return tiny_extractor(config)
 
 
 def picture(path: Path, seed: int, size: tuple[int, int] = (SIZE, 24),
