@@ -13,8 +13,23 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:  # the events themselves must not load torch
     from torch import Tensor
 
-    from nst.core.geometry import Scale
     from nst.record import RunRecord
+
+
+@dataclass(frozen=True)
+class ScaleWork:
+    """One scale of a run's schedule as step events carry it: its size, its steps
+    and the pixels one step computes on (the network's input, its margin included:
+    the engine says; 0 counts width x height)."""
+
+    width: int
+    height: int
+    steps: int
+    pixels: int = 0
+
+    @property
+    def step_cost(self) -> int:
+        return self.pixels or self.width * self.height
 
 
 @dataclass(frozen=True)
@@ -29,7 +44,7 @@ class StepEvent:
     elapsed_s: float  # since this scale began
     image: Tensor
     scale: int = 0  # index of the current scale in a coarse-to-fine run
-    scales: tuple[Scale, ...] = ()  # the run's whole schedule, coarse to fine (empty: one scale)
+    scales: tuple[ScaleWork, ...] = ()  # the run's whole schedule, coarse to fine (empty: one scale)
 
 
 @dataclass(frozen=True)
@@ -42,11 +57,12 @@ class RunPosition:
     scales: int  # how many
     width: int  # the current scale's size (0 when the event does not say)
     height: int
-    work_done: float  # share of the run's work done, 0-1: a step costs its scale's pixels
+    work_done: float  # share of the run's work done, 0-1: a step costs its scale's step_cost
 
     def seconds_left(self, spent_s: float) -> float | None:
-        """The whole run's time left, from the time spent so far: a coarse scale's
-        step is cheaper than a fine one's, so time goes by pixel-steps, not steps."""
+        """The whole run's time left (every scale still to come), from the time spent
+        so far: a coarse scale's step is cheaper than a fine one's, so time goes by
+        the pixel-steps the network computes, not by steps."""
         if self.work_done <= 0 or spent_s <= 0:
             return None
         return spent_s / self.work_done * (1.0 - self.work_done)
@@ -59,8 +75,8 @@ def position(event: StepEvent) -> RunPosition:
         return RunPosition(event.step, event.total_steps, event.scale, event.scale + 1, 0, 0,
                            event.step / max(1, event.total_steps))
     current = scales[event.scale]
-    work = [scale.width * scale.height * scale.steps for scale in scales]
-    done = sum(work[:event.scale]) + current.width * current.height * event.step
+    work = [scale.step_cost * scale.steps for scale in scales]
+    done = sum(work[:event.scale]) + current.step_cost * event.step
     return RunPosition(sum(scale.steps for scale in scales[:event.scale]) + event.step,
                        sum(scale.steps for scale in scales), event.scale, len(scales),
                        current.width, current.height, min(1.0, done / max(1, sum(work))))

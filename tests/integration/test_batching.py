@@ -4,7 +4,7 @@ alone (per-image L-BFGS histories, per-image losses)."""
 import torch
 
 from nst import Config
-from nst.core.engine import build_objective, optimize
+from nst.core.engine import Settings, build_objective, optimize
 from nst.core.features import build_extractor
 from nst.core.lbfgs import BatchLBFGS
 from nst.files.images import load_image, resize_longest, to_tensor
@@ -78,10 +78,10 @@ def test_a_batch_of_two_transfers_matches_two_runs_alone(content_path, style_pat
     alone = []
     for image in (content, other):
         objective = build_objective(extractor, config, image, [style])
-        alone.append(optimize(objective, image, config))
+        alone.append(optimize(objective, image, Settings.of(config), config.steps))
     both = torch.cat([content, other])
     objective = build_objective(extractor, config, both, [style])
-    together = optimize(objective, both, config)
+    together = optimize(objective, both, Settings.of(config), config.steps)
     assert together.image.shape[0] == 2
     for index in range(2):
         assert (together.image[index] - alone[index].image[0]).abs().max() < 1e-3

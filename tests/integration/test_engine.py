@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nst import Config, NstError, NstRuntimeError
-from nst.core.engine import Objective, build_objective, init_image, optimize
+from nst.core.engine import Objective, Settings, build_objective, init_image, optimize
 from nst.core.features import build_extractor
 from nst.core.losses import gram_matrix
 from nst.core.targets import style_statistics
@@ -25,7 +25,7 @@ def test_reconstruction_at_conv_1_approaches_the_target(content_path):
                     content_weight=1e3, steps=150).resolved("cpu")
     objective = build_objective(build_extractor(["conv_1"]), config, content, [])
     start = init_image("noise", content, 1.0, seed=0)
-    result = optimize(objective, start, config)
+    result = optimize(objective, start, Settings.of(config), config.steps)
     assert psnr(start, content) < 12
     assert psnr(result.image, content) > 20
     assert result.history[-1]["content"] < result.history[0]["content"] / 100
@@ -35,7 +35,7 @@ def test_texture_lowers_style_loss_by_orders_of_magnitude(style_path):
     style = _image(style_path, 64)
     config = Config(task="texture", content_layers=(), content_weight=0, steps=100).resolved("cpu")
     objective = build_objective(build_extractor(config.style_layers), config, None, [style])
-    result = optimize(objective, init_image("noise", style, 1.0, seed=1), config)
+    result = optimize(objective, init_image("noise", style, 1.0, seed=1), Settings.of(config), config.steps)
     first, last = result.history[0]["style"], result.losses["style"]
     assert last < first / 100
     assert float(result.image.min()) >= 0 and float(result.image.max()) <= 1
@@ -45,7 +45,8 @@ def test_adam_lowers_the_loss_and_keeps_the_image_valid(content_path, style_path
     content, style = _image(content_path, 48), _image(style_path, 48)
     config = Config(optimizer="adam", steps=40).resolved("cpu")
     extractor = build_extractor(config.content_layers + config.style_layers)
-    result = optimize(build_objective(extractor, config, content, [style]), content, config)
+    result = optimize(build_objective(extractor, config, content, [style]), content, Settings.of(config),
+                      config.steps)
     assert result.losses["total"] < result.history[0]["total"] / 2
     assert float(result.image.min()) >= 0 and float(result.image.max()) <= 1
 
@@ -56,8 +57,8 @@ def test_step_events_report_every_iteration():
     config = Config(task="reconstruct", content_layers=("conv_1",), style_layers=(),
                     steps=5).resolved("cpu")
     events = []
-    optimize(build_objective(extractor, config, target, []), torch.rand(1, 3, 16, 16), config,
-             events.append)
+    optimize(build_objective(extractor, config, target, []), torch.rand(1, 3, 16, 16), Settings.of(config),
+             config.steps, on_step=events.append)
     assert [e.step for e in events] == [1, 2, 3, 4, 5]
     assert all(e.total_steps == 5 and "content" in e.losses for e in events)
     assert events[-1].elapsed_s >= events[0].elapsed_s
@@ -69,7 +70,7 @@ def test_divergence_stops_with_a_clear_error():
     objective = Objective(extractor, {}, {}, {}, {}, extra_terms=nan_term)
     config = Config(steps=3).resolved("cpu")
     with pytest.raises(NstRuntimeError, match="diverged at step 1"):
-        optimize(objective, torch.rand(1, 3, 8, 8), config)
+        optimize(objective, torch.rand(1, 3, 8, 8), Settings.of(config), 3)
 
 
 def test_blended_gram_is_the_weighted_mean():
@@ -103,6 +104,6 @@ def test_content_weight_trades_content_against_style(content_path, style_path):
         config = Config(content_weight=weight, steps=60, init="noise", seed=0).resolved("cpu")
         extractor = build_extractor(config.content_layers + config.style_layers)
         objective = build_objective(extractor, config, content, [style])
-        result = optimize(objective, init_image("noise", content, 1.0, 0), config)
+        result = optimize(objective, init_image("noise", content, 1.0, 0), Settings.of(config), config.steps)
         distances.append(float(torch.mean((result.image - content) ** 2)))
     assert distances[1] < distances[0] / 2

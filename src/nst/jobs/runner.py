@@ -27,7 +27,7 @@ from nst.errors import NstError
 from nst.events import Event, EventCallback, JobEvent, Result, StepCallback, StepEvent
 from nst.files.atomic import remove_stale_temporaries
 from nst.files.images import load_image, save_image, to_tensor
-from nst.jobs.request import ImageInput, InputFile, Request, check_not_an_input, prepare
+from nst.jobs.request import ImageInput, InputFile, Request, check_not_an_input, prepare, scale_plans_on
 from nst.record import RunRecord
 
 
@@ -135,8 +135,8 @@ def execute(
     tensors = load_tensors(request)
     torch.manual_seed(config.seed or 0)
     network = extractor if extractor is not None else extractor_for(config).to(request.device)
-    result = stylize(network, config, tensors.canvas, tensors.content, tensors.styles, tensors.masks,
-                     tensors.init, on_event)
+    result = stylize(network, config, scale_plans_on(request), tensors.canvas, tensors.content,
+                     tensors.styles, tensors.masks, tensors.init, on_event)
     if config.preserve_color == "luminance":
         result.image = with_content_chroma(result.image, tensors.canvas.cpu())
     record = _record(request, result, time.perf_counter() - started)
@@ -200,7 +200,8 @@ def execute_batch(
     content = torch.cat([c for c in contents if c is not None])
     torch.manual_seed(config.seed or 0)
     network = extractor if extractor is not None else extractor_for(config).to(first.device)
-    result = stylize(network, config, canvas, content, loaded[0].styles, None, None, on_event)
+    plans = scale_plans_on(first, len(requests))  # the batch's memory, not one image's
+    result = stylize(network, config, plans, canvas, content, loaded[0].styles, None, None, on_event)
     wall = time.perf_counter() - started
     runs = []
     for index, (request, tensors) in enumerate(zip(requests, loaded, strict=True)):

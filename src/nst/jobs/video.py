@@ -30,11 +30,12 @@ from torch import Tensor
 from nst.config import Config
 from nst.core.color import luminance, match_colors, matched_luminance, with_content_chroma
 from nst.core.device import plan_on
-from nst.core.engine import build_objective, optimize_planned, stylize
+from nst.core.engine import Settings, build_objective, optimize_planned, plan_tensors, stylize
 from nst.core.features import extractor_for
 from nst.core.flow import Motion, flow_side, motion_between, warp_image, warping_error
 from nst.core.geometry import Scale
 from nst.core.losses import gaussian_blur, temporal_loss
+from nst.core.memory import ScalePlan
 from nst.errors import NstError
 from nst.events import EventCallback, JobEvent, StepCallback, notify, steps_only
 from nst.files.atomic import write_text_atomic
@@ -152,8 +153,14 @@ class FrameStylizer:
     targets do not change from frame to frame."""
 
     def __init__(self, config: Config, device: str | torch.device, styles: Sequence[Tensor],
-                 first_frame: Tensor) -> None:
+                 first_frame: Tensor, plans: Sequence[ScalePlan] = ()) -> None:
         self.config, self.device = config, torch.device(device)
+        # Each frame shape's plan (size, batch, warm steps), made once: `plans` is the
+        # request's for one fresh frame where it made one (a worker plans its own).
+        self.plans: dict[tuple[int, ...], tuple[ScalePlan, ...]] = {}
+        if plans:
+            last = plans[-1].scale
+            self.plans[(last.width, last.height, 1, 0)] = tuple(plans)
         self.extractor = extractor_for(self.config).to(self.device)
         if self.config.preserve_color == "luminance":
             styles = [matched_luminance(style, first_frame) for style in styles]
@@ -165,21 +172,35 @@ class FrameStylizer:
     def fresh(self, content: Tensor, on_step: StepCallback | None) -> Tensor:
         """A frame from scratch, coarse-to-fine like a single transfer."""
         target = luminance(content) if self.grey else content
-        result = stylize(self.extractor, self.config, content, target, self.styles, on_step=on_step)
+        result = stylize(self.extractor, self.config, self._plan(content), content, target, self.styles,
+                         on_step=on_step)
         return self._colour(result.image.to(self.device), content)
+
+    def _plan(self, content: Tensor, warm_steps: int = 0) -> tuple[ScalePlan, ...]:
+        """The plan of a fresh frame's scales (of one warm frame's scale of
+        `warm_steps`) for the frames of `content` (B, 3, H, W) on this device."""
+        height, width = content.shape[-2:]
+        key = (width, height, content.shape[0], warm_steps)
+        if key in self.plans:
+            return self.plans[key]
+        if warm_steps:
+            self.plans[key] = plan_on(self.device, self.config, [Scale(width, height, warm_steps)],
+                                      content.shape[0])
+        else:
+            self.plans[key] = plan_tensors(self.extractor, self.config, content, self.styles)
+        return self.plans[key]
 
     def warm(self, content: Tensor, init: Tensor, steps: int, temporal: Callable[[Tensor], Tensor] | None,
              on_step: StepCallback | None) -> Tensor:
         """A frame started from `init` (the previous stylized frame, warped), one scale."""
         target = luminance(content) if self.grey else content
-        height, width = content.shape[-2:]
-        (plan,) = plan_on(self.device, self.config, [Scale(width, height, steps)])
+        (plan,) = self._plan(content, steps)
         objective = build_objective(self.extractor, self.config, target, self.styles,
                                     tile_side=plan.tile_side)
         if temporal is not None:
             objective.extra_terms["temporal"] = temporal
         start = luminance(init) if self.grey else init
-        image = optimize_planned(objective, start, self.config, plan, on_step).image
+        image = optimize_planned(objective, start, Settings.of(self.config), plan, on_step).image
         return self._colour(image.to(self.device), content)
 
     def _colour(self, image: Tensor, content: Tensor) -> Tensor:
@@ -409,7 +430,7 @@ def _stylize_frames(
         run.size = (content.shape[-1], content.shape[-2])
         if stylizer is None:
             styles = [to_tensor(style).to(device) for style in style_images(request)]
-            stylizer = FrameStylizer(config, device, styles, content)
+            stylizer = FrameStylizer(config, device, styles, content, request.scale_plans)
         start = time.perf_counter()
         motion = motion_between(previous[2], for_flow, run.size) if previous is not None else None
         if index < finished:
