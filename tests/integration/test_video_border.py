@@ -31,7 +31,8 @@ def test_the_last_row_and_column_keep_their_colour_over_the_frames(style_path: P
     assert code == 0
     frames = sorted(out.glob("*.png"))
     assert len(frames) == 8
-    first, last = (np.asarray(Image.open(path).convert("RGB")).astype(float) for path in (frames[0], frames[-1]))
+    first, last = (np.asarray(Image.open(path).convert("RGB")).astype(float)
+                   for path in (frames[0], frames[-1]))
     # Each edge against the line just inside it: the picture may change there as
     # anywhere, but an edge that drifts on its own changes much more than its
     # neighbour (the bottom row: +13.5 levels by frame 8, the row above +0.5).

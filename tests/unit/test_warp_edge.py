@@ -28,7 +28,8 @@ def test_zero_flow_returns_the_image_with_its_last_row_and_column(mode: str) -> 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_constant_image_stays_constant_under_any_flow(mode: str) -> None:
     image = torch.full((1, 3, 9, 12), 0.3)
-    flow = 6 * torch.randn(9, 12, 2, generator=torch.Generator().manual_seed(1))  # much of it leaves the frame
+    # Much of it leaves the frame.
+    flow = 6 * torch.randn(9, 12, 2, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(warp(image, flow, mode), image, atol=1e-6)
 
 
