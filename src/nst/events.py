@@ -58,11 +58,22 @@ class RunPosition:
     width: int  # the current scale's size (0 when the event does not say)
     height: int
     work_done: float  # share of the run's work done, 0-1: a step costs its scale's step_cost
+    # Seconds per unit of work in the current scale, measured over its steps so far
+    # (None before its second step), and the work still to do in this scale and every
+    # later one, in the same units.
+    scale_rate_s: float | None = None
+    work_left: float = 0.0
 
     def seconds_left(self, spent_s: float) -> float | None:
-        """The whole run's time left (every scale still to come), from the time spent
-        so far: a coarse scale's step is cheaper than a fine one's, so time goes by
-        the pixel-steps the network computes, not by steps."""
+        """The whole run's time left (every scale still to come): the work left at the
+        current scale's pace, or, before that is measured, at the run's pace so far
+        (spent_s: the time since the run began). Time goes by the pixel-steps the
+        network computes, not by steps: a coarse scale's step is cheaper than a fine
+        one's. The current scale's pace rather than the run's: a fine scale costs
+        more per pixel than the coarse ones before it (caches), and the run's mean
+        pace made the estimate run low at every scale."""
+        if self.scale_rate_s is not None:
+            return self.scale_rate_s * self.work_left
         if self.work_done <= 0 or spent_s <= 0:
             return None
         return spent_s / self.work_done * (1.0 - self.work_done)
@@ -70,16 +81,19 @@ class RunPosition:
 
 def position(event: StepEvent) -> RunPosition:
     """The run-wide position of a step event."""
-    scales = event.scales
-    if event.scale >= len(scales):  # no schedule given: the scale alone
-        return RunPosition(event.step, event.total_steps, event.scale, event.scale + 1, 0, 0,
-                           event.step / max(1, event.total_steps))
-    current = scales[event.scale]
+    if event.scale < len(event.scales):
+        scales, index, count = event.scales, event.scale, len(event.scales)
+    else:  # no schedule given: the scale alone
+        scales, index, count = (ScaleWork(0, 0, event.total_steps, 1),), 0, event.scale + 1
+    current = scales[index]
     work = [scale.step_cost * scale.steps for scale in scales]
-    done = sum(work[:event.scale]) + current.step_cost * event.step
-    return RunPosition(sum(scale.steps for scale in scales[:event.scale]) + event.step,
-                       sum(scale.steps for scale in scales), event.scale, len(scales),
-                       current.width, current.height, min(1.0, done / max(1, sum(work))))
+    done = sum(work[:index]) + current.step_cost * event.step
+    measured = event.step >= 2 and event.elapsed_s > 0  # the first step alone says little
+    rate = event.elapsed_s / (current.step_cost * event.step) if measured else None
+    return RunPosition(sum(scale.steps for scale in scales[:index]) + event.step,
+                       sum(scale.steps for scale in scales), event.scale, count, current.width,
+                       current.height, min(1.0, done / max(1, sum(work))), rate,
+                       float(max(0, sum(work) - done)))
 
 
 JobStatus = Literal["queued", "started", "finished", "failed", "skipped"]
