@@ -8,12 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:  # the events themselves must not load torch
     from torch import Tensor
 
     from nst.record import RunRecord
+
+
+class ScheduledScale(Protocol):
+    """A scale of a run's schedule as a step event carries it (ScaleWork, or
+    geometry.Scale: its step_cost is its pixels)."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def step_cost(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +61,7 @@ class StepEvent:
     elapsed_s: float  # since this scale began
     image: Tensor
     scale: int = 0  # index of the current scale in a coarse-to-fine run
-    scales: tuple[ScaleWork, ...] = ()  # the run's whole schedule, coarse to fine (empty: one scale)
+    scales: tuple[ScheduledScale, ...] = ()  # the run's whole schedule, coarse to fine (empty: one scale)
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,8 @@ class RunPosition:
 def position(event: StepEvent) -> RunPosition:
     """The run-wide position of a step event."""
     if event.scale < len(event.scales):
-        scales, index, count = event.scales, event.scale, len(event.scales)
+        scales: tuple[ScheduledScale, ...] = event.scales
+        index, count = event.scale, len(event.scales)
     else:  # no schedule given: the scale alone
         scales, index, count = (ScaleWork(0, 0, event.total_steps, 1),), 0, event.scale + 1
     current = scales[index]

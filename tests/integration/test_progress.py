@@ -10,9 +10,10 @@ import torch
 
 from nst.cli import app as cli
 from nst.cli.progress import RunBar
-from nst.events import JobEvent, ScaleWork, StepEvent, position
+from nst.core.geometry import Scale
+from nst.events import JobEvent, StepEvent, position
 
-SCALES = (ScaleWork(64, 48, 10), ScaleWork(128, 96, 20))  # 3072 and 12288 pixels a step
+SCALES = (Scale(64, 48, 10), Scale(128, 96, 20))  # 3072 and 12288 pixels a step
 IMAGE = torch.zeros(1, 3, 4, 4)
 
 
