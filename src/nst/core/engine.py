@@ -21,7 +21,7 @@ from torch import Tensor
 from nst.config import Config
 from nst.core.device import plan_on
 from nst.core.features import FeatureExtractor
-from nst.core.geometry import MARGIN, run_scales, shrink_size
+from nst.core.geometry import MARGIN, Scale, run_scales, shrink_size
 from nst.core.lbfgs import BatchLBFGS
 from nst.core.losses import range_penalties
 from nst.core.memory import HISTORY_CAP, ScalePlan
@@ -302,15 +302,17 @@ def _with_schedule(on_step: StepCallback, scales: tuple[ScaleWork, ...]) -> Step
     return forward
 
 
-def plan_tensors(extractor: FeatureExtractor, config: Config, canvas: Tensor, styles: Sequence[Tensor]
-                 ) -> tuple[ScalePlan, ...]:
+def plan_tensors(extractor: FeatureExtractor, config: Config, canvas: Tensor, styles: Sequence[Tensor],
+                 steps: int = 0) -> tuple[ScalePlan, ...]:
     """The plan `stylize` runs, for a caller that holds tensors rather than a
     Request (which carries the same plan, made from the files' headers): the
-    scales of the network `extractor` computes, every one's levers within the
-    memory budget of `canvas`'s device for its canvas.shape[0] images."""
+    scales of the network `extractor` computes (with `steps`: one scale of
+    canvas's size and that many steps, as a warm-started video frame has), every
+    one's levers within the memory budget of canvas's device for its B images."""
     height, width = canvas.shape[-2:]
     style_sizes = [(style.shape[-1], style.shape[-2]) for style in styles]
-    schedule = run_scales(config, width, height, style_sizes, extractor.layers)
+    schedule = [Scale(width, height, steps)] if steps else \
+        run_scales(config, width, height, style_sizes, extractor.layers)
     return plan_on(canvas.device, config, schedule, canvas.shape[0])
 
 

@@ -29,11 +29,9 @@ from torch import Tensor
 
 from nst.config import Config
 from nst.core.color import luminance, match_colors, matched_luminance, with_content_chroma
-from nst.core.device import plan_on
 from nst.core.engine import Settings, build_objective, optimize_planned, plan_tensors, stylize
 from nst.core.features import extractor_for
 from nst.core.flow import Motion, flow_side, motion_between, warp_image, warping_error
-from nst.core.geometry import Scale
 from nst.core.losses import gaussian_blur, temporal_loss
 from nst.core.memory import ScalePlan
 from nst.errors import NstError
@@ -179,15 +177,9 @@ class FrameStylizer:
     def _plan(self, content: Tensor, warm_steps: int = 0) -> tuple[ScalePlan, ...]:
         """The plan of a fresh frame's scales (of one warm frame's scale of
         `warm_steps`) for the frames of `content` (B, 3, H, W) on this device."""
-        height, width = content.shape[-2:]
-        key = (width, height, content.shape[0], warm_steps)
-        if key in self.plans:
-            return self.plans[key]
-        if warm_steps:
-            self.plans[key] = plan_on(self.device, self.config, [Scale(width, height, warm_steps)],
-                                      content.shape[0])
-        else:
-            self.plans[key] = plan_tensors(self.extractor, self.config, content, self.styles)
+        key = (content.shape[-1], content.shape[-2], content.shape[0], warm_steps)
+        if key not in self.plans:
+            self.plans[key] = plan_tensors(self.extractor, self.config, content, self.styles, warm_steps)
         return self.plans[key]
 
     def warm(self, content: Tensor, init: Tensor, steps: int, temporal: Callable[[Tensor], Tensor] | None,
