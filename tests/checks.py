@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nst.config import Config
-from nst.core.engine import build_objective, optimize
+from nst.core.engine import Settings, build_objective, optimize
 from nst.core.features import FeatureExtractor
 
 
@@ -18,9 +18,10 @@ def assert_batch_follows_alone(extractor: FeatureExtractor, config: Config, cont
     alone = []
     for image in (content, other):
         objective = build_objective(extractor, config, image, [style])
-        alone.append(optimize(objective, image, config))
+        alone.append(optimize(objective, image, Settings.of(config), config.steps))
     both = torch.cat([content, other])
-    together = optimize(build_objective(extractor, config, both, [style]), both, config)
+    together = optimize(build_objective(extractor, config, both, [style]), both, Settings.of(config),
+                        config.steps)
     assert together.image.shape[0] == 2
     for index in range(2):
         assert float((together.image[index] - alone[index].image[0]).abs().max()) < 1e-8

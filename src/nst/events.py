@@ -8,13 +8,45 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:  # the events themselves must not load torch
     from torch import Tensor
 
-    from nst.core.geometry import Scale
     from nst.record import RunRecord
+
+
+class ScheduledScale(Protocol):
+    """A scale of a run's schedule as a step event carries it (ScaleWork, or
+    geometry.Scale: its step_cost is its pixels)."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def step_cost(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class ScaleWork:
+    """One scale of a run's schedule as step events carry it: its size, its steps
+    and the pixels one step computes on (the network's input, its margin included:
+    the engine says; 0 counts width x height)."""
+
+    width: int
+    height: int
+    steps: int
+    pixels: int = 0
+
+    @property
+    def step_cost(self) -> int:
+        return self.pixels or self.width * self.height
 
 
 @dataclass(frozen=True)
@@ -29,7 +61,7 @@ class StepEvent:
     elapsed_s: float  # since this scale began
     image: Tensor
     scale: int = 0  # index of the current scale in a coarse-to-fine run
-    scales: tuple[Scale, ...] = ()  # the run's whole schedule, coarse to fine (empty: one scale)
+    scales: tuple[ScheduledScale, ...] = ()  # the run's whole schedule, coarse to fine (empty: one scale)
 
 
 @dataclass(frozen=True)
@@ -42,11 +74,23 @@ class RunPosition:
     scales: int  # how many
     width: int  # the current scale's size (0 when the event does not say)
     height: int
-    work_done: float  # share of the run's work done, 0-1: a step costs its scale's pixels
+    work_done: float  # share of the run's work done, 0-1: a step costs its scale's step_cost
+    # Seconds per unit of work in the current scale, measured over its steps so far
+    # (None before its second step), and the work still to do in this scale and every
+    # later one, in the same units.
+    scale_rate_s: float | None = None
+    work_left: float = 0.0
 
     def seconds_left(self, spent_s: float) -> float | None:
-        """The whole run's time left, from the time spent so far: a coarse scale's
-        step is cheaper than a fine one's, so time goes by pixel-steps, not steps."""
+        """The whole run's time left (every scale still to come): the work left at the
+        current scale's pace, or, before that is measured, at the run's pace so far
+        (spent_s: the time since the run began). Time goes by the pixel-steps the
+        network computes, not by steps: a coarse scale's step is cheaper than a fine
+        one's. The current scale's pace rather than the run's: a fine scale costs
+        more per pixel than the coarse ones before it (caches), and the run's mean
+        pace made the estimate run low at every scale."""
+        if self.scale_rate_s is not None:
+            return self.scale_rate_s * self.work_left
         if self.work_done <= 0 or spent_s <= 0:
             return None
         return spent_s / self.work_done * (1.0 - self.work_done)
@@ -54,16 +98,20 @@ class RunPosition:
 
 def position(event: StepEvent) -> RunPosition:
     """The run-wide position of a step event."""
-    scales = event.scales
-    if event.scale >= len(scales):  # no schedule given: the scale alone
-        return RunPosition(event.step, event.total_steps, event.scale, event.scale + 1, 0, 0,
-                           event.step / max(1, event.total_steps))
-    current = scales[event.scale]
-    work = [scale.width * scale.height * scale.steps for scale in scales]
-    done = sum(work[:event.scale]) + current.width * current.height * event.step
-    return RunPosition(sum(scale.steps for scale in scales[:event.scale]) + event.step,
-                       sum(scale.steps for scale in scales), event.scale, len(scales),
-                       current.width, current.height, min(1.0, done / max(1, sum(work))))
+    if event.scale < len(event.scales):
+        scales: tuple[ScheduledScale, ...] = event.scales
+        index, count = event.scale, len(event.scales)
+    else:  # no schedule given: the scale alone
+        scales, index, count = (ScaleWork(0, 0, event.total_steps, 1),), 0, event.scale + 1
+    current = scales[index]
+    work = [scale.step_cost * scale.steps for scale in scales]
+    done = sum(work[:index]) + current.step_cost * event.step
+    measured = event.step >= 2 and event.elapsed_s > 0  # the first step alone says little
+    rate = event.elapsed_s / (current.step_cost * event.step) if measured else None
+    return RunPosition(sum(scale.steps for scale in scales[:index]) + event.step,
+                       sum(scale.steps for scale in scales), event.scale, count, current.width,
+                       current.height, min(1.0, done / max(1, sum(work))), rate,
+                       float(max(0, sum(work) - done)))
 
 
 JobStatus = Literal["queued", "started", "finished", "failed", "skipped"]

@@ -129,9 +129,9 @@ def test_divergence_exits_1_without_output(tmp_path, capsys, content_path, style
 
     real_optimize = engine.optimize
 
-    def diverging(objective, init, config, on_step=None, scale=0, tiles=None):
+    def diverging(objective, start, *args, **kwargs):
         objective.extra_terms["boom"] = lambda image: image.sum() * float("inf")
-        return real_optimize(objective, init, config, on_step, scale, tiles)
+        return real_optimize(objective, start, *args, **kwargs)
 
     monkeypatch.setattr(engine, "optimize", diverging)
     out = tmp_path / "out.png"

@@ -5,7 +5,7 @@ mechanics are checked on the tiny network in tests/unit/test_engine.py."""
 import torch
 
 from nst import Config
-from nst.core.engine import build_objective, init_image, optimize
+from nst.core.engine import Settings, build_objective, init_image, optimize
 from nst.core.features import build_extractor
 from nst.files.images import load_image, resize_longest, to_tensor
 
@@ -18,7 +18,7 @@ def test_texture_lowers_style_loss_by_orders_of_magnitude(style_path):
     style = _image(style_path, 64)
     config = Config(task="texture", content_layers=(), content_weight=0, steps=100).resolved("cpu")
     objective = build_objective(build_extractor(config.style_layers), config, None, [style])
-    result = optimize(objective, init_image("noise", style, 1.0, seed=1), config)
+    result = optimize(objective, init_image("noise", style, 1.0, seed=1), Settings.of(config), config.steps)
     first, last = result.history[0]["style"], result.losses["style"]
     assert last < first / 100
     assert float(result.image.min()) >= 0 and float(result.image.max()) <= 1
@@ -32,6 +32,6 @@ def test_content_weight_trades_content_against_style(content_path, style_path):
         config = Config(content_weight=weight, steps=60, init="noise", seed=0).resolved("cpu")
         extractor = build_extractor(config.content_layers + config.style_layers)
         objective = build_objective(extractor, config, content, [style])
-        result = optimize(objective, init_image("noise", content, 1.0, 0), config)
+        result = optimize(objective, init_image("noise", content, 1.0, 0), Settings.of(config), config.steps)
         distances.append(float(torch.mean((result.image - content) ** 2)))
     assert distances[1] < distances[0] / 2

@@ -5,7 +5,7 @@ import torch
 
 from nst import Config
 from nst.cli import app as cli
-from nst.core.engine import build_objective, optimize
+from nst.core.engine import Settings, build_objective, optimize
 from nst.core.features import build_extractor
 from nst.files.images import load_image, resize_longest, to_tensor
 
@@ -46,7 +46,7 @@ def test_bf16_transfer_reaches_the_fp32_loss(content_path, style_path):
     for precision in ("fp32", "bf16"):
         extractor = build_extractor(LAYERS, precision=precision)
         objective = build_objective(extractor, base, content, [style])
-        result = optimize(objective, content, base)
+        result = optimize(objective, content, Settings.of(base), base.steps)
         with torch.no_grad():
             final[precision] = float(scorer(result.image)["total"])
     assert final["fp32"] < 0.5 * start

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nst import Config, NstError, NstRuntimeError
-from nst.core.engine import Objective, build_objective, init_image, optimize
+from nst.core.engine import Objective, Settings, build_objective, init_image, optimize
 from nst.core.features import build_extractor
 from nst.core.losses import gram_matrix
 from nst.core.targets import style_statistics
@@ -31,7 +31,7 @@ def test_reconstruction_at_conv_1_approaches_the_target(content_path):
                     content_weight=1e3, steps=150).resolved("cpu")
     objective = build_objective(build_extractor(["conv_1"]), config, content, [])
     start = init_image("noise", content, 1.0, seed=0)
-    result = optimize(objective, start, config)
+    result = optimize(objective, start, Settings.of(config), config.steps)
     assert psnr(start, content) < 12
     assert psnr(result.image, content) > 20
     assert result.history[-1]["content"] < result.history[0]["content"] / 100
@@ -41,7 +41,8 @@ def test_adam_lowers_the_loss_and_keeps_the_image_valid(content_path, style_path
     content, style = _image(content_path, 48), _image(style_path, 48)
     config = Config(optimizer="adam", steps=40).resolved("cpu")
     extractor = build_extractor(config.content_layers + config.style_layers)
-    result = optimize(build_objective(extractor, config, content, [style]), content, config)
+    result = optimize(build_objective(extractor, config, content, [style]), content, Settings.of(config),
+                      config.steps)
     assert result.losses["total"] < result.history[0]["total"] / 2
     assert float(result.image.min()) >= 0 and float(result.image.max()) <= 1
 
@@ -52,8 +53,8 @@ def test_step_events_report_every_iteration():
     config = Config(task="reconstruct", content_layers=("conv_1",), style_layers=(),
                     steps=5).resolved("cpu")
     events = []
-    optimize(build_objective(extractor, config, target, []), torch.rand(1, 3, 16, 16), config,
-             events.append)
+    optimize(build_objective(extractor, config, target, []), torch.rand(1, 3, 16, 16), Settings.of(config), 5,
+             on_step=events.append)
     assert [e.step for e in events] == [1, 2, 3, 4, 5]
     assert all(e.total_steps == 5 and "content" in e.losses for e in events)
     assert events[-1].elapsed_s >= events[0].elapsed_s
@@ -65,7 +66,7 @@ def test_divergence_stops_with_a_clear_error():
     objective = Objective(extractor, {}, {}, {}, {}, extra_terms=nan_term)
     config = Config(steps=3).resolved("cpu")
     with pytest.raises(NstRuntimeError, match="diverged at step 1"):
-        optimize(objective, torch.rand(1, 3, 8, 8), config)
+        optimize(objective, torch.rand(1, 3, 8, 8), Settings.of(config), 3)
 
 
 def test_blended_gram_is_the_weighted_mean():

@@ -28,8 +28,9 @@ def test_position_counts_steps_over_every_scale_and_work_by_pixels() -> None:
     assert halfway.step == 20 and halfway.work_done == pytest.approx((30720 + 122880) / 276480)
     assert position(step(1, 20)).work_done == pytest.approx(1.0)
     # Time left goes by work: 10 s for the first seventh leaves about 80 s, not 20 s by steps.
-    assert first.seconds_left(10.0) == pytest.approx(10.0 * (1 / first.work_done - 1))
-    assert first.seconds_left(0.0) is None
+    assert position(step(0, 10, elapsed_s=10.0)).seconds_left(10.0) == pytest.approx(
+        10.0 * (1 / first.work_done - 1))
+    assert position(step(0, 1, elapsed_s=0.0)).seconds_left(0.0) is None
     # An event without a schedule (optimize alone): its own scale.
     alone = position(StepEvent(3, 12, {"total": 1.0}, 1.0, IMAGE))
     assert (alone.step, alone.total, alone.scales, alone.width) == (3, 12, 1, 0)

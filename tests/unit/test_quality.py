@@ -9,6 +9,7 @@ from nst import Config, NstError, run
 from nst.core.color import luminance, match_colors, rgb_to_yiq, with_content_chroma, yiq_to_rgb
 from nst.core.engine import (
     IterateAverage,
+    Settings,
     balance_style_layers,
     build_objective,
     optimize,
@@ -120,7 +121,8 @@ def test_meancov_style_transfer_lowers_its_loss(content_path, style_path):
     content, style = _image(content_path, 48), _image(style_path, 48)
     config = Config(style_loss="meancov", steps=30, seed=0).resolved("cpu")
     extractor = build_extractor(config.content_layers + config.style_layers)
-    result = optimize(build_objective(extractor, config, content, [style]), content, config)
+    result = optimize(build_objective(extractor, config, content, [style]), content, Settings.of(config),
+                      config.steps)
     assert result.losses["style"] < result.history[0]["style"] / 3
 
 
@@ -155,10 +157,10 @@ def test_adam_output_is_the_moving_average_of_its_iterates(content_path, style_p
     extractor = build_extractor(Config().content_layers + Config().style_layers)
     plain = Config(optimizer="adam", steps=12, ema_decay=0.0).resolved("cpu")
     iterates = []
-    optimize(build_objective(extractor, plain, content, [style]), content, plain,
-             lambda event: iterates.append(event.image.clone()))
+    optimize(build_objective(extractor, plain, content, [style]), content, Settings.of(plain), 12,
+             on_step=lambda event: iterates.append(event.image.clone()))
     averaged = optimize(build_objective(extractor, plain, content, [style]), content,
-                        plain.replace(ema_decay=0.9)).image
+                        Settings.of(plain.replace(ema_decay=0.9)), 12).image
     expected = sum(0.1 * 0.9 ** (12 - k) * image for k, image in enumerate(iterates, 1)) / (1 - 0.9**12)
     assert torch.allclose(averaged, expected, atol=1e-5)
     assert not torch.allclose(averaged, iterates[-1], atol=1e-3)
@@ -169,7 +171,7 @@ def test_lbfgs_returns_its_best_iterate_not_a_late_spike(content_path):
     config = Config(task="reconstruct", content_layers=("conv_2",), style_layers=(),
                     content_weight=1e3, steps=30, learning_rate=3.0).resolved("cpu")
     objective = build_objective(build_extractor(["conv_2"]), config, content, [])
-    result = optimize(objective, torch.rand_like(content), config)
+    result = optimize(objective, torch.rand_like(content), Settings.of(config), config.steps)
     assert result.losses["total"] <= min(step["total"] for step in result.history) + 1e-6
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nst import Config, NstError
-from nst.core.engine import stylize
+from nst.core.engine import plan_tensors, stylize
 from nst.core.features import build_extractor, extractor_for
 from nst.core.geometry import (
     Scale,
@@ -142,7 +142,9 @@ def test_the_engine_runs_the_planned_scales_on_thin_images():
     canvas, style = torch.rand(1, 3, 6, 64), torch.rand(1, 3, 8, 64)
     plan = plan_sizes(config.replace(style_size=64), (64, 6), [(64, 8)])
     events = []
-    stylize(extractor_for(config), config, canvas, canvas, [style], on_step=events.append)
+    extractor = extractor_for(config)
+    stylize(extractor, config, plan_tensors(extractor, config, canvas, [style]), canvas, canvas, [style],
+            on_step=events.append)
     shapes = [tuple(e.image.shape[-2:]) for e in events if e.step == 1]
     assert shapes == [(scale.height, scale.width) for scale in plan.scales]
     assert min(min(shape) for shape in shapes) >= 4

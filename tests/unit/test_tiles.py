@@ -7,7 +7,7 @@ import torch
 
 from nst import Config
 from nst.core import memory
-from nst.core.engine import balance_style_layers, build_objective, stylize
+from nst.core.engine import balance_style_layers, build_objective, plan_tensors, stylize
 from nst.core.features import extractor_for
 from nst.core.geometry import Scale, halo
 from nst.core.targets import style_statistics
@@ -127,13 +127,15 @@ def test_a_run_in_tiles_follows_the_run_on_the_whole_image(monkeypatch: pytest.M
     extractor = extractor_for(config).double()
     content = torch.rand(1, 3, 108, 144, dtype=torch.float64)
     style = torch.rand(1, 3, 100, 100, dtype=torch.float64)
-    whole = stylize(extractor, config, content, content, [style])
+    whole = stylize(extractor, config, plan_tensors(extractor, config, content, [style]), content, content,
+                    [style])
     monkeypatch.setattr(memory, "WHOLE_PIXELS", 60 * 60)
     monkeypatch.setattr(memory, "TILE_PIXELS", 60 * 60)
     monkeypatch.setattr(memory, "MAX_HALO_SHARE", 10.0)
     plans = memory.plan_run(config, [Scale(96, 72, 5), Scale(144, 108, 5)], 1e12)
     assert [plan.tile_side for plan in plans] == [80, 80]
-    tiled = stylize(extractor, config, content, content, [style])
+    tiled = stylize(extractor, config, plan_tensors(extractor, config, content, [style]), content, content,
+                    [style])
     assert tiled.losses["total"] == pytest.approx(whole.losses["total"], rel=1e-8)
     assert float((tiled.image - whole.image).abs().max()) < 1e-8
     assert whole.losses["total"] < whole.history[-2]["total"]  # the last scale (2 steps) did move

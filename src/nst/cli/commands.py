@@ -86,14 +86,14 @@ def _memory_plan(request: Request) -> str:
     """--dry-run: every scale's size, steps, levers and estimated peak memory."""
     import torch  # noqa: PLC0415
 
-    from nst.core.device import memory_budget, plan_on  # noqa: PLC0415
+    from nst.core.device import memory_budget  # noqa: PLC0415
     from nst.core.memory import gib  # noqa: PLC0415
 
     config = request.config
     assert request.sizes is not None
     device = torch.device(request.device)
     budget = memory_budget(config.max_memory, device)
-    plan = plan_on(device, config, request.sizes.scales)
+    plan = request.scale_plans  # the plan the run would follow, made by prepare
     width, height = request.sizes.canvas
     lines = [f"{config.task} {width}x{height} on {request.device}, {config.precision}, {config.optimizer}, "
              f"memory budget {gib(budget)}: {len(plan)} scale{'s' if len(plan) > 1 else ''}"]

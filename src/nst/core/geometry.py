@@ -114,6 +114,12 @@ class Scale:
     def side(self) -> int:
         return max(self.width, self.height)
 
+    @property
+    def step_cost(self) -> int:
+        """What a step costs, counted in pixels (events.ScheduledScale; the engine's
+        schedule counts the margin too: engine.schedule_work)."""
+        return self.width * self.height
+
 
 def _sides(longest: int, start_size: int, steps: int, scales: int | None) -> list[tuple[int, int]]:
     """(longest side, iterations) per scale, coarsest first.

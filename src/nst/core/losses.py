@@ -131,11 +131,17 @@ def tv_loss(image: Tensor) -> Tensor:
     return torch.mean(dy**2) + torch.mean(dx**2)
 
 
-def range_penalty(image: Tensor) -> Tensor:
-    """Squared distance of pixels outside [0, 1] to the range, summed per image
-    plane and averaged over pixels: zero for any valid image, smooth everywhere."""
+def range_penalties(image: Tensor) -> Tensor:
+    """Per image (B,), the squared distance of its pixels outside [0, 1] to the
+    range, summed over its planes and averaged over pixels: zero for any valid
+    image, smooth everywhere."""
     outside = torch.relu(image - 1) ** 2 + torch.relu(-image) ** 2
-    return outside.sum() / (image.shape[-1] * image.shape[-2])
+    return outside.flatten(1).sum(dim=1) / (image.shape[-1] * image.shape[-2])
+
+
+def range_penalty(image: Tensor) -> Tensor:
+    """range_penalties summed over the images of the batch."""
+    return range_penalties(image).sum()
 
 
 def temporal_loss(image: Tensor, warped: Tensor, weights: Tensor) -> Tensor:

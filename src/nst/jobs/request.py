@@ -31,6 +31,8 @@ from nst.record import InputRecord, request_key
 if TYPE_CHECKING:
     import torch
 
+    from nst.core.memory import ScalePlan
+
 ImageInput = str | Path | Image.Image
 # A new seed per request when none is given: below 2**31, to stay readable.
 SEED_RANGE = 2**31
@@ -55,7 +57,10 @@ class InputFile:
 @dataclass(frozen=True)
 class Request:
     """A checked run: the resolved config (every default and the seed filled in),
-    its inputs, the sizes it will allocate, the device, and the output (if any)."""
+    its inputs, its plan (the sizes it will allocate and, per scale, the steps,
+    L-BFGS history and tiles its device's memory allows), the device, and the
+    output (if any). `scale_plans` is empty for a request that other machines run
+    (prepare's run_on): they plan it on their own device (`scale_plans_on`)."""
 
     config: Config
     seed_given: bool
@@ -66,6 +71,7 @@ class Request:
     init: InputFile | None = None
     sizes: SizePlan | None = None
     output: Path | None = None
+    scale_plans: tuple[ScalePlan, ...] = ()
 
     @property
     def inputs(self) -> tuple[InputFile, ...]:
@@ -264,9 +270,21 @@ def prepare_files(
     if config.seed is None:
         config = config.replace(seed=secrets.randbelow(SEED_RANGE))
     sizes = _plan(config, content, styles)
-    if run_on is None:  # workers check their own memory
-        plan_on(device, config, sizes.scales)
-    return Request(config, seed_given, str(device), content, styles, masks, init, sizes, out)
+    # The plan of every scale, once: the engine runs it as it is (workers plan their own).
+    scale_plans = plan_on(device, config, sizes.scales) if run_on is None else ()
+    return Request(config, seed_given, str(device), content, styles, masks, init, sizes, out, scale_plans)
+
+
+def scale_plans_on(request: Request, batch: int = 1) -> tuple[ScalePlan, ...]:
+    """The plan of every scale of `request` for `batch` images at once on its device:
+    the one `prepare` made (one image, this machine), else made here, on the machine
+    that runs it (a cluster's worker, or a batch of images optimized together)."""
+    if request.scale_plans and batch == 1:
+        return request.scale_plans
+    import torch  # noqa: PLC0415
+
+    assert request.sizes is not None
+    return plan_on(torch.device(request.device), request.config, request.sizes.scales, batch)
 
 
 def _remote_device(name: str, run_on: str) -> torch.device:

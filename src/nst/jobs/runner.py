@@ -20,15 +20,15 @@ import torch
 from PIL import Image
 
 from nst.config import Config
-from nst.core.device import plan_on
-from nst.core.engine import build_objective, optimize_planned, stylize
+from nst.core.engine import Settings, build_objective, optimize_planned, plan_tensors, stylize
 from nst.core.features import FeatureExtractor, extractor_for
-from nst.core.geometry import Scale, used_layers
+from nst.core.geometry import used_layers
+from nst.core.memory import ScalePlan
 from nst.errors import NstError
 from nst.events import Event, EventCallback, JobEvent, Result, StepCallback, StepEvent, notify
 from nst.files.atomic import remove_stale_temporaries
 from nst.files.images import save_image
-from nst.jobs.request import ImageInput, Request, check_not_an_input, prepare
+from nst.jobs.request import ImageInput, Request, check_not_an_input, prepare, scale_plans_on
 from nst.jobs.tensors import Tensors, load_tensors, restore_colour
 from nst.record import RunRecord
 from nst.version import __version__
@@ -126,8 +126,9 @@ class Executor:
         _prepare_device(request)
         tensors = load_tensors(request)
         torch.manual_seed(config.seed or 0)
-        result = self.stylize(self.network(config, request.device), config, tensors.canvas, tensors.content,
-                              tensors.styles, tensors.masks, tensors.init, on_event)
+        result = self.stylize(self.network(config, request.device), config, scale_plans_on(request),
+                              tensors.canvas, tensors.content, tensors.styles, tensors.masks, tensors.init,
+                              on_event)
         result.image = restore_colour(result.image, tensors.canvas.cpu(), config.preserve_color)
         record = _record(request, result, time.perf_counter() - started)
         notify(on_event, JobEvent("finished", label, elapsed_s=record.wall_time_s, record=record))
@@ -152,8 +153,9 @@ class Executor:
         canvas = torch.cat([tensors.canvas for tensors in loaded])
         content = torch.cat([tensors.content for tensors in loaded if tensors.content is not None])
         torch.manual_seed(config.seed or 0)
-        result = self.stylize(self.network(config, first.device), config, canvas, content, loaded[0].styles,
-                              None, None, on_event)
+        plans = scale_plans_on(first, len(requests))  # the batch's memory, not one image's
+        result = self.stylize(self.network(config, first.device), config, plans, canvas, content,
+                              loaded[0].styles, None, None, on_event)
         wall = time.perf_counter() - started
         runs = []
         for index, (request, tensors) in enumerate(zip(requests, loaded, strict=True)):
@@ -164,25 +166,29 @@ class Executor:
 
     # ------------------------------------------------------------ the engine, called from here only
 
-    def stylize(self, network: FeatureExtractor, config: Config, canvas: torch.Tensor,
-                content: torch.Tensor | None, styles: Sequence[torch.Tensor],
+    def stylize(self, network: FeatureExtractor, config: Config, plans: Sequence[ScalePlan],
+                canvas: torch.Tensor, content: torch.Tensor | None, styles: Sequence[torch.Tensor],
                 masks: torch.Tensor | None = None, init: torch.Tensor | None = None,
                 on_step: StepCallback | None = None) -> Result:
-        """Coarse-to-fine, as a single run (engine.stylize): requests, and video
-        frames made from scratch."""
-        return stylize(network, config, canvas, content, styles, masks, init, on_step)
+        """Coarse-to-fine through `plans`, as a single run (engine.stylize): requests,
+        and video frames made from scratch."""
+        return stylize(network, config, plans, canvas, content, styles, masks, init, on_step)
 
-    def optimize_scale(self, network: FeatureExtractor, config: Config, content: torch.Tensor,
-                       styles: Sequence[torch.Tensor], start: torch.Tensor, steps: int,
+    def plan(self, network: FeatureExtractor, config: Config, canvas: torch.Tensor,
+             styles: Sequence[torch.Tensor], steps: int = 0) -> tuple[ScalePlan, ...]:
+        """The plan of a run on `canvas` (B, 3, H, W) where it runs (engine.plan_tensors):
+        its scales, or one scale of `steps` (a warm video frame)."""
+        return plan_tensors(network, config, canvas, styles, steps)
+
+    def optimize_scale(self, network: FeatureExtractor, config: Config, plan: ScalePlan,
+                       content: torch.Tensor, styles: Sequence[torch.Tensor], start: torch.Tensor,
                        extra_terms: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
                        on_step: StepCallback | None = None) -> torch.Tensor:
-        """One scale of `steps` at `start`'s size, from `start`, with `extra_terms`
-        added to the loss (a warm-started video frame's temporal loss)."""
-        height, width = content.shape[-2:]
-        (plan,) = plan_on(content.device, config, [Scale(width, height, steps)])
+        """One planned scale from `start`, with `extra_terms` added to the loss (a
+        warm-started video frame's temporal loss)."""
         objective = build_objective(network, config, content, styles, tile_side=plan.tile_side)
         objective.extra_terms.update(extra_terms)
-        return optimize_planned(objective, start, config, plan, on_step).image
+        return optimize_planned(objective, start, Settings.of(config), plan, on_step).image
 
 
 def execute(

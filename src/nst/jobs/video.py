@@ -30,6 +30,7 @@ from torch import Tensor
 from nst.config import Config
 from nst.core.flow import Motion, motion_between, warp_image, warping_error
 from nst.core.losses import gaussian_blur, temporal_loss
+from nst.core.memory import ScalePlan
 from nst.errors import NstError
 from nst.events import EventCallback, JobEvent, StepCallback, notify, steps_only
 from nst.files.atomic import write_text_atomic
@@ -154,25 +155,42 @@ class FrameStylizer:
     frame, so the style targets do not change from frame to frame."""
 
     def __init__(self, config: Config, device: str | torch.device, styles: Sequence[Tensor],
-                 first_frame: Tensor, executor: Executor | None = None) -> None:
+                 first_frame: Tensor, executor: Executor | None = None,
+                 plans: Sequence[ScalePlan] = ()) -> None:
         self.config, self.device = config, torch.device(device)
         self.executor = executor or Executor(keep=1)
         self.extractor = self.executor.network(config, self.device)
         self.styles = colour_styles(styles, first_frame, config.preserve_color)
+        # Each frame shape's plan (size, batch, warm steps), made once: `plans` is the
+        # request's for one fresh frame where it made one (a worker plans its own).
+        self.plans: dict[tuple[int, ...], tuple[ScalePlan, ...]] = {}
+        if plans:
+            last = plans[-1].scale
+            self.plans[(last.width, last.height, 1, 0)] = tuple(plans)
+
+    def _plan(self, content: Tensor, warm_steps: int = 0) -> tuple[ScalePlan, ...]:
+        """The plan of a fresh frame's scales (of one warm frame's scale of
+        `warm_steps`) for the frames of `content` (B, 3, H, W) on this device."""
+        key = (content.shape[-1], content.shape[-2], content.shape[0], warm_steps)
+        if key not in self.plans:
+            self.plans[key] = self.executor.plan(self.extractor, self.config, content, self.styles,
+                                                 warm_steps)
+        return self.plans[key]
 
     def fresh(self, content: Tensor, on_step: StepCallback | None) -> Tensor:
         """A frame from scratch, coarse-to-fine like a single transfer."""
         mode = self.config.preserve_color
-        result = self.executor.stylize(self.extractor, self.config, content, colour_target(content, mode),
-                                       self.styles, on_step=on_step)
+        result = self.executor.stylize(self.extractor, self.config, self._plan(content), content,
+                                       colour_target(content, mode), self.styles, on_step=on_step)
         return restore_colour(result.image.to(self.device), content, mode)
 
     def warm(self, content: Tensor, init: Tensor, steps: int, temporal: Callable[[Tensor], Tensor] | None,
              on_step: StepCallback | None) -> Tensor:
         """A frame started from `init` (the previous stylized frame, warped), one scale."""
         mode = self.config.preserve_color
-        image = self.executor.optimize_scale(self.extractor, self.config, colour_target(content, mode),
-                                             self.styles, colour_target(init, mode), steps,
+        (plan,) = self._plan(content, steps)
+        image = self.executor.optimize_scale(self.extractor, self.config, plan, colour_target(content, mode),
+                                             self.styles, colour_target(init, mode),
                                              {"temporal": temporal} if temporal is not None else {}, on_step)
         return restore_colour(image.to(self.device), content, mode)
 
@@ -386,7 +404,7 @@ def _stylize_frames(
         run.size = (content.shape[-1], content.shape[-2])
         if stylizer is None:
             styles = [to_tensor(style).to(device) for style in style_images(request)]
-            stylizer = FrameStylizer(config, device, styles, content)
+            stylizer = FrameStylizer(config, device, styles, content, plans=request.scale_plans)
         start = time.perf_counter()
         motion = motion_between(previous[2], for_flow, run.size) if previous is not None else None
         if index < finished:
