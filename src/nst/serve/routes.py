@@ -20,7 +20,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from nst import __version__
 from nst.config import COLOR_MODES, INIT_KINDS, OPTIMIZERS, POOLINGS, PRECISIONS, STYLE_LOSSES, TASKS, Config
 from nst.layers import CANONICAL_LAYERS
 from nst.plans.sweeps import SWEEPABLE
@@ -28,6 +27,7 @@ from nst.serve.hub import Hub, Subscriber
 from nst.serve.jobs import WEIGHTS, build_job, build_sweep, task_config
 from nst.serve.library import Library, is_run_id, sample_file, sample_names, without_history
 from nst.serve.worker import Worker
+from nst.version import __version__
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 STATIC = Path(__file__).parent / "static"
