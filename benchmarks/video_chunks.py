@@ -5,7 +5,7 @@ against the error inside chunks, on the first frames of a clip.
         [--overlap 3] [--workers 3] [--joins plain,anchored,blended]
 
 The chunks run through the same tasks and schedule as on a cluster of --workers
-workers, but in this process, one after another (nst.cluster.video.InProcessPool):
+workers, but in this process, one after another (nst.cluster.local_pool.InProcessPool):
 the frames, and so the seams, are those of such a cluster; the times are the
 total work, not a cluster's wall time. Rows: the local run (one chain), then the
 chunked run with each kind of join (--joins):
@@ -23,8 +23,10 @@ from unittest import mock
 
 import torch
 
-from nst.cluster import video as cluster_video
-from nst.cluster.video import Chunking, InProcessPool, stylize_video_on_pool
+from nst.cluster import chunked
+from nst.cluster.chunks import Chunking
+from nst.cluster.local_pool import InProcessPool
+from nst.cluster.video import stylize_video_on_pool
 from nst.config import Config
 from nst.jobs.video import VideoOptions, VideoRun, stylize_video
 
@@ -73,8 +75,8 @@ def main() -> None:
         print(_row("local", done, time.perf_counter() - start), flush=True)
     for join in args.joins.split(","):
         chunking = Chunking(args.chunk_frames, args.overlap, blend=join == "blended")
-        patches = [mock.patch.object(cluster_video._Run, "_anchor", lambda *a, **k: (None, None)),
-                   mock.patch.object(cluster_video._Run, "_keyframes", lambda *a, **k: None)] \
+        patches = [mock.patch.object(chunked._Run, "_anchor", lambda *a, **k: (None, None)),
+                   mock.patch.object(chunked._Run, "_keyframes", lambda *a, **k: None)] \
             if join == "plain" else []
         for patch in patches:
             patch.start()

@@ -51,7 +51,8 @@ def run_video(work: Path) -> None:
 
     from nst.cluster.connect import ClusterOptions
     from nst.cluster.pool import Pool
-    from nst.cluster.video import Chunking, stylize_video_on_pool
+    from nst.cluster.chunks import Chunking
+    from nst.cluster.video import stylize_video_on_pool
     from nst.config import Config
     from nst.events import Event, JobEvent
     from nst.files.frames import open_clip, write_clip

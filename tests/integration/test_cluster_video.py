@@ -17,17 +17,10 @@ import pytest
 
 from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fixture)
 from clusterkit import require_loopback_cluster, run_scenarios, scenario
-from nst.cluster.video import (
-    Chunk,
-    Chunking,
-    InProcessPool,
-    Schedule,
-    compose_motions,
-    pack_motion,
-    plan_chunks,
-    stylize_video_on_pool,
-    unpack_motion,
-)
+from nst.cluster.chunks import Chunk, Chunking, Schedule, plan_chunks
+from nst.cluster.local_pool import InProcessPool
+from nst.cluster.packing import compose_motions, pack_motion, unpack_motion
+from nst.cluster.video import stylize_video_on_pool
 from nst.config import Config
 from nst.errors import NstError
 from nst.events import Event, JobEvent

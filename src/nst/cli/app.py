@@ -477,7 +477,7 @@ def _video(args: argparse.Namespace) -> int:
     if (args.batch_size or 1) > 1 and (cluster is None or args.mode != "independent"):
         raise NstError("nst video batches frames only when they are independent and spread over workers: "
                        "--batch-size needs --mode independent and --cluster")
-    from nst.cluster.video import Chunking  # noqa: PLC0415  (torch- and ray-free at import)
+    from nst.cluster.chunks import Chunking  # noqa: PLC0415  (torch- and ray-free at import)
 
     chunking = Chunking(**chunks)
     prepared = prepare_video(config, options, args.input, args.styles, args.output,
