@@ -29,6 +29,7 @@ from nst.cluster.local_pool import InProcessPool
 from nst.cluster.video import stylize_video_on_pool
 from nst.config import Config
 from nst.jobs.video import VideoOptions, VideoRun, stylize_video
+from nst.jobs.video_request import prepare_video
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -71,7 +72,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     if not args.no_local:
         start = time.perf_counter()
-        done = stylize_video(config, options, args.input, [args.style], args.out / "local.gif", restart=True)
+        done = stylize_video(prepare_video(config, options, args.input, [args.style], args.out / "local.gif",
+                                           restart=True))
         print(_row("local", done, time.perf_counter() - start), flush=True)
     for join in args.joins.split(","):
         chunking = Chunking(args.chunk_frames, args.overlap, blend=join == "blended")
@@ -84,8 +86,8 @@ def main() -> None:
             start = time.perf_counter()
             with InProcessPool(args.workers) as pool:
                 output = args.out / f"{join}.gif"
-                done = stylize_video_on_pool(config, options, args.input, [args.style], output, pool,
-                                             chunking, restart=True)
+                job = prepare_video(config, options, args.input, [args.style], output, restart=True)
+                done = stylize_video_on_pool(job, pool, chunking)
             print(_row(f"{args.workers} workers, {join}", done, time.perf_counter() - start), flush=True)
         finally:
             for patch in patches:

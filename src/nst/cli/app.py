@@ -480,8 +480,9 @@ def _video(args: argparse.Namespace) -> int:
     from nst.cluster.chunks import Chunking  # noqa: PLC0415  (torch- and ray-free at import)
 
     chunking = Chunking(**chunks)
-    prepared = prepare_video(config, options, args.input, args.styles, args.output,
-                             run_on=cluster.device_kind if cluster is not None else None)
+    job = prepare_video(config, options, args.input, args.styles, args.output,
+                        run_on=cluster.device_kind if cluster is not None else None, restart=args.restart,
+                        command=command_line())
     from nst.cli.progress import ItemBar  # noqa: PLC0415
     from nst.jobs.video import WorkFolder, stylize_video  # noqa: PLC0415  (loads torch)
 
@@ -490,11 +491,9 @@ def _video(args: argparse.Namespace) -> int:
         if cluster is not None:
             from nst.cluster.video import stylize_video_on_cluster  # noqa: PLC0415
 
-            done = stylize_video_on_cluster(cluster, config, options, args.input, args.styles, args.output,
-                                            chunking, progress, args.restart, command_line(), prepared)
+            done = stylize_video_on_cluster(cluster, job, chunking, progress)
         else:
-            done = stylize_video(config, options, args.input, args.styles, args.output, progress,
-                                 args.restart, command_line(), prepared)
+            done = stylize_video(job, progress)
     except KeyboardInterrupt:
         work = WorkFolder(args.output).path
         kept = f"finished frames stay in {work}: run the same command again to resume" \

@@ -13,18 +13,13 @@ chunked.py      the driver: rounds of chunks, joins and blends, the work folder
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nst.cluster.chunked import ChunkedFrames
 from nst.cluster.chunks import Chunking
 from nst.cluster.local_pool import FramePool
-from nst.config import Config
 from nst.events import EventCallback
-from nst.files.frames import Clip
-from nst.jobs.request import Request
-from nst.jobs.video_request import VideoOptions
+from nst.jobs.video_request import VideoJob
 
 if TYPE_CHECKING:
     from nst.cluster.connect import ClusterOptions
@@ -34,54 +29,31 @@ if TYPE_CHECKING:
 WAIT_FOR_WORKERS_S = 60.0
 
 
-def stylize_video_on_pool(
-    config: Config,
-    options: VideoOptions,
-    source: str | Path,
-    styles: Sequence[str | Path],
-    output: str | Path,
-    pool: FramePool,
-    chunking: Chunking | None = None,
-    on_event: EventCallback | None = None,
-    restart: bool = False,
-    command: str = "nst video",
-    prepared: tuple[Request, Clip] | None = None,
-) -> VideoRun:
-    """jobs.video.stylize_video with the frames made on `pool` (see the module
-    doc): the same checks, work folder, resume rule and output."""
+def stylize_video_on_pool(job: VideoJob, pool: FramePool, chunking: Chunking | None = None,
+                          on_event: EventCallback | None = None) -> VideoRun:
+    """jobs.video.stylize_video with the frames made on `pool` (see
+    nst.cluster.chunked): the same checks, work folder, resume rule and output."""
     from nst.jobs.video import stylize_video  # noqa: PLC0415
 
     frames = ChunkedFrames(pool, chunking)
-    return stylize_video(config, options, source, styles, output, on_event, restart, command, prepared,
-                         frames=frames, extra_settings=frames.settings(options))
+    return stylize_video(job, on_event, frames, frames.settings(job.options))
 
 
-def stylize_video_on_cluster(
-    cluster: ClusterOptions,
-    config: Config,
-    options: VideoOptions,
-    source: str | Path,
-    styles: Sequence[str | Path],
-    output: str | Path,
-    chunking: Chunking | None = None,
-    on_event: EventCallback | None = None,
-    restart: bool = False,
-    command: str = "nst video",
-    prepared: tuple[Request, Clip] | None = None,
-) -> VideoRun:
-    """`nst video --cluster`: a Pool started for the run (prepared: prepare_video's
-    answer for the workers' device kind, `run_on=cluster.device_kind`)."""
+def stylize_video_on_cluster(cluster: ClusterOptions, job: VideoJob, chunking: Chunking | None = None,
+                             on_event: EventCallback | None = None) -> VideoRun:
+    """`nst video --cluster`: a Pool started for the run. job: prepared for the
+    workers' device kind (prepare_video(..., run_on=cluster.device_kind))."""
     from nst.cluster.connect import parse_address  # noqa: PLC0415
     from nst.cluster.pool import Pool  # noqa: PLC0415
-    from nst.jobs.video_request import prepare_video  # noqa: PLC0415
 
-    prepared = prepared or prepare_video(config, options, source, styles, output, run_on=cluster.device_kind)
+    if job.request.device.split(":")[0] != cluster.device_kind:
+        raise ValueError(f"the job was prepared for {job.request.device}, the workers compute on "
+                         f"{cluster.device_kind}: prepare it with run_on={cluster.device_kind!r}")
     with Pool(cluster) as pool:
         expected = cluster.workers or parse_address(cluster.address)[1]
-        if expected and options.mode == "consistent":  # the chunks are planned for the workers up
+        if expected and job.options.mode == "consistent":  # the chunks are planned for the workers up
             pool.wait_for_workers(expected, WAIT_FOR_WORKERS_S)
-        return stylize_video_on_pool(config, options, source, styles, output, pool, chunking, on_event,
-                                     restart, command, prepared)
+        return stylize_video_on_pool(job, pool, chunking, on_event)
 
 
 def chunk_summary(done: VideoRun) -> str:
