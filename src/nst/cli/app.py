@@ -429,9 +429,10 @@ def _batch(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     check_cluster_args(args)
-    progress = None if args.quiet else ItemBar("batch", "image")
+    progress: ItemBar | None = None
     try:
-        with computer_for(args) as computer:
+        with computer_for(args) as computer:  # a cluster to join is reached before the bar shows
+            progress = None if args.quiet else ItemBar("batch", "image")
             report = run_batch(config, args.input_dir, args.styles, args.output, args.recursive, args.format,
                                args.overwrite, progress, command_line(), computer)
     except KeyboardInterrupt:
@@ -486,12 +487,17 @@ def _video(args: argparse.Namespace) -> int:
     from nst.cli.progress import ItemBar  # noqa: PLC0415
     from nst.jobs.video import WorkFolder, stylize_video  # noqa: PLC0415  (loads torch)
 
+    pool = None
+    if cluster is not None:  # a cluster to join is reached before the bar shows (and fails in one line)
+        from nst.cluster.pool import Pool  # noqa: PLC0415
+
+        pool = Pool(cluster).reach()
     progress = None if args.quiet else ItemBar("video", "frame")
     try:
-        if cluster is not None:
+        if pool is not None:
             from nst.cluster.video import stylize_video_on_cluster  # noqa: PLC0415
 
-            done = stylize_video_on_cluster(cluster, job, chunking, progress)
+            done = stylize_video_on_cluster(pool, job, chunking, progress)
         else:
             done = stylize_video(job, progress)
     except KeyboardInterrupt:

@@ -23,7 +23,9 @@ each worker holds two calls, so the next one's inputs travel while it computes.
 Leaving the `with` block (or `close`) kills the workers, and shuts Ray down if
 the pool started it (local:N); a KeyboardInterrupt inside `run` leaves through it
 the same way. `wait_for_workers` waits for the workers to come up; `release`
-lets the object store drop blobs that no task will need again.
+lets the object store drop blobs that no task will need again. `reach` connects
+to a cluster to join without starting workers (they start with the first `run`),
+so that a door fails on an unreachable cluster before it writes anything.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from types import TracebackType
 from typing import Any
 
 from nst import __version__
-from nst.cluster.connect import ClusterOptions, Connection, connect
+from nst.cluster.connect import ClusterOptions, Connection, connect, parse_address
 from nst.cluster.worker import Blob, Returned, Task, WorkerActor, WorkerContext
 from nst.errors import NstError, NstRuntimeError
 
@@ -111,6 +113,7 @@ class Pool:
         self._replacements = 0
         self._count = 0  # workers asked for
         self._start_error = ""  # why the last worker that could not start could not
+        self._started = False  # the workers were asked for (start)
 
     # ------------------------------------------------------------ life cycle
 
@@ -126,11 +129,22 @@ class Pool:
         assert self.connection is not None, "start the pool first"
         return self.connection.ray
 
+    def reach(self) -> Pool:
+        """Connect now to a cluster to join (auto, ray://HOST:PORT), so that one
+        that cannot be reached fails at once (NstError, see connect.py); a private
+        one (local:N) starts with the workers. The workers start with the first
+        `run`, or `start`."""
+        if self.connection is None and parse_address(self.options.address)[0] != "local":
+            self.connection = connect(self.options)
+        return self
+
     def start(self) -> Pool:
         """Connect, start the workers and wait until one is up (the others join as
         they come up). NstError when the cluster cannot run a single worker."""
         try:
-            self.connection = connect(self.options)
+            if self.connection is None:
+                self.connection = connect(self.options)
+            self._started = True
             self._remote = self.ray.remote(
                 num_cpus=self.options.cpus_per_worker, num_gpus=self.options.gpus_per_worker,
                 max_restarts=0, max_task_retries=0, scheduling_strategy="SPREAD",
@@ -161,7 +175,7 @@ class Pool:
             ray.wait([slot.actor.close.remote() for slot in up], num_returns=len(up), timeout=5)
         for slot in self._slots:
             _kill(ray, slot.actor)
-        self._slots, self._refs, self._files = [], {}, {}
+        self._slots, self._refs, self._files, self._started = [], {}, {}, False
         if self.connection.owned:
             self.connection.shutdown()
         self.connection = None
@@ -230,6 +244,8 @@ class Pool:
         on_note(text) when a worker dies or is replaced."""
         if not tasks:
             return
+        if not self._started:  # a pool that was only reached starts its workers now
+            self.start()
         yield from _Dispatch(self, tasks, on_start, on_note or (lambda text: None)).answers()
 
     # ------------------------------------------------------------ internals

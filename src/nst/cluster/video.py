@@ -22,7 +22,7 @@ from nst.events import EventCallback
 from nst.jobs.video_request import VideoJob
 
 if TYPE_CHECKING:
-    from nst.cluster.connect import ClusterOptions
+    from nst.cluster.pool import Pool
     from nst.jobs.video import VideoRun
 
 # How long a consistent run waits for the workers it asked for before planning rounds.
@@ -39,17 +39,18 @@ def stylize_video_on_pool(job: VideoJob, pool: FramePool, chunking: Chunking | N
     return stylize_video(job, on_event, frames, frames.settings(job.options))
 
 
-def stylize_video_on_cluster(cluster: ClusterOptions, job: VideoJob, chunking: Chunking | None = None,
+def stylize_video_on_cluster(pool: Pool, job: VideoJob, chunking: Chunking | None = None,
                              on_event: EventCallback | None = None) -> VideoRun:
-    """`nst video --cluster`: a Pool started for the run. job: prepared for the
-    workers' device kind (prepare_video(..., run_on=cluster.device_kind))."""
+    """`nst video --cluster`: the run on `pool`, a Pool for this run (new or only
+    reached: its workers start here; closed at the end). job: prepared for the
+    workers' device kind (prepare_video(..., run_on=pool.options.device_kind))."""
     from nst.cluster.connect import parse_address  # noqa: PLC0415
-    from nst.cluster.pool import Pool  # noqa: PLC0415
 
+    cluster = pool.options
     if job.request.device.split(":")[0] != cluster.device_kind:
         raise ValueError(f"the job was prepared for {job.request.device}, the workers compute on "
                          f"{cluster.device_kind}: prepare it with run_on={cluster.device_kind!r}")
-    with Pool(cluster) as pool:
+    with pool:
         expected = cluster.workers or parse_address(cluster.address)[1]
         if expected and job.options.mode == "consistent":  # the chunks are planned for the workers up
             pool.wait_for_workers(expected, WAIT_FOR_WORKERS_S)
