@@ -172,8 +172,9 @@ def check_reachable(options: ClusterOptions) -> None:
     connection within options.connect_timeout_s; nothing to do for local. No Ray
     connection is made: the command line checks this before it shows or writes
     anything, and `connect` again before Ray's own (slow) retries."""
+    ray = import_ray()  # first: without Ray, one line that says what to install
     if parse_address(options.address)[0] != "local":
-        _reach(_host_port(import_ray(), _join_address(options)), options)
+        _reach(_host_port(ray, _join_address(options)), options)
 
 
 def _join_address(options: ClusterOptions) -> str:
