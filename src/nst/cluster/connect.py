@@ -21,6 +21,7 @@ untyped: it stays `Any` at this boundary.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -248,8 +249,9 @@ def _quiet(capture_stderr: bool) -> Iterator[None]:
         saved = None
         if capture_stderr:
             sys.stderr.flush()
-            saved = os.dup(2)
-            os.dup2(sink.fileno(), 2)
+            with contextlib.suppress(OSError):  # no descriptor 2 to save: nothing to hide either
+                saved = os.dup(2)
+                os.dup2(sink.fileno(), 2)
         try:
             yield
         finally:

@@ -141,6 +141,8 @@ class Pool:
     def start(self) -> Pool:
         """Connect, start the workers and wait until one is up (the others join as
         they come up). NstError when the cluster cannot run a single worker."""
+        if self._started:
+            return self
         try:
             if self.connection is None:
                 self.connection = connect(self.options)
