@@ -5,7 +5,7 @@ against the error inside chunks, on the first frames of a clip.
         [--overlap 3] [--workers 3] [--joins plain,anchored,blended]
 
 The chunks run through the same tasks and schedule as on a cluster of --workers
-workers, but in this process, one after another (nst.cluster.video.InProcessPool):
+workers, but in this process, one after another (nst.cluster.local_pool.InProcessPool):
 the frames, and so the seams, are those of such a cluster; the times are the
 total work, not a cluster's wall time. Rows: the local run (one chain), then the
 chunked run with each kind of join (--joins):
@@ -23,10 +23,13 @@ from unittest import mock
 
 import torch
 
-from nst.cluster import video as cluster_video
-from nst.cluster.video import Chunking, InProcessPool, stylize_video_on_pool
+from nst.cluster import chunked
+from nst.cluster.chunks import Chunking
+from nst.cluster.local_pool import InProcessPool
+from nst.cluster.video import stylize_video_on_pool
 from nst.config import Config
 from nst.jobs.video import VideoOptions, VideoRun, stylize_video
+from nst.jobs.video_request import prepare_video
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -69,12 +72,13 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     if not args.no_local:
         start = time.perf_counter()
-        done = stylize_video(config, options, args.input, [args.style], args.out / "local.gif", restart=True)
+        done = stylize_video(prepare_video(config, options, args.input, [args.style], args.out / "local.gif",
+                                           restart=True))
         print(_row("local", done, time.perf_counter() - start), flush=True)
     for join in args.joins.split(","):
         chunking = Chunking(args.chunk_frames, args.overlap, blend=join == "blended")
-        patches = [mock.patch.object(cluster_video._Run, "_anchor", lambda *a, **k: (None, None)),
-                   mock.patch.object(cluster_video._Run, "_keyframes", lambda *a, **k: None)] \
+        patches = [mock.patch.object(chunked._Run, "_anchor", lambda *a, **k: (None, None)),
+                   mock.patch.object(chunked._Run, "_keyframes", lambda *a, **k: None)] \
             if join == "plain" else []
         for patch in patches:
             patch.start()
@@ -82,8 +86,8 @@ def main() -> None:
             start = time.perf_counter()
             with InProcessPool(args.workers) as pool:
                 output = args.out / f"{join}.gif"
-                done = stylize_video_on_pool(config, options, args.input, [args.style], output, pool,
-                                             chunking, restart=True)
+                job = prepare_video(config, options, args.input, [args.style], output, restart=True)
+                done = stylize_video_on_pool(job, pool, chunking)
             print(_row(f"{args.workers} workers, {join}", done, time.perf_counter() - start), flush=True)
         finally:
             for patch in patches:

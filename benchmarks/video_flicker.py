@@ -17,6 +17,7 @@ import torch
 
 from nst.config import Config
 from nst.jobs.video import VideoOptions, VideoRun, stylize_video
+from nst.jobs.video_request import prepare_video
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -61,8 +62,8 @@ def main() -> None:
                                **({"temporal_weight": float(weight)} if weight else {}))
         name = spec.replace(":", "-")
         start = time.perf_counter()
-        done = stylize_video(config, options, args.input, [args.style], args.out / f"{name}.gif",
-                             restart=True)
+        output = args.out / f"{name}.gif"
+        done = stylize_video(prepare_video(config, options, args.input, [args.style], output, restart=True))
         print(_row(spec, done, time.perf_counter() - start), flush=True)
 
 

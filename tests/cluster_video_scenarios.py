@@ -49,21 +49,22 @@ def run_video(work: Path) -> None:
     rerun starts its own, as a new driver would."""
     import torch
 
+    from nst.cluster.chunks import Chunking
     from nst.cluster.connect import ClusterOptions
     from nst.cluster.pool import Pool
-    from nst.cluster.video import Chunking, stylize_video_on_pool
+    from nst.cluster.video import stylize_video_on_pool
     from nst.config import Config
     from nst.events import Event, JobEvent
     from nst.files.frames import open_clip, write_clip
     from nst.jobs.video import WorkFolder, stylize_video
-    from nst.jobs.video_request import VideoOptions
+    from nst.jobs.video_request import VideoOptions, prepare_video
 
     torch.set_num_threads(1)  # as each worker (one CPU each): the same arithmetic
     clip = write_clip(sliding_frames(count=FRAMES), work / "in.gif", Fraction(10))
     config, options = Config(size=48, steps=16, seed=0, device="cpu"), VideoOptions()
     styles = [sample_path("starry_night")]
     chunking = Chunking(frames=3, overlap=1)
-    local = stylize_video(config, options, clip, styles, work / "local.gif")
+    local = stylize_video(prepare_video(config, options, clip, styles, work / "local.gif"))
     events: list[JobEvent] = []
 
     def keep(event: Event) -> None:
@@ -80,11 +81,11 @@ def run_video(work: Path) -> None:
     with Pool(ClusterOptions("auto", workers=2)) as pool:
         up = pool.wait_for_workers(2, 60)
         nodes = {w.name: w.node for w in pool.workers}
-        done = stylize_video_on_pool(config, options, clip, styles, work / "cluster.gif", pool, chunking,
-                                     on_event=keep)
+        done = stylize_video_on_pool(prepare_video(config, options, clip, styles, work / "cluster.gif"), pool,
+                                     chunking, on_event=keep)
         cluster_s = time.perf_counter() - started
         try:
-            stylize_video_on_pool(config, options, clip, styles, resumed, pool, chunking,
+            stylize_video_on_pool(prepare_video(config, options, clip, styles, resumed), pool, chunking,
                                   on_event=stop_in_second_round)
         except KeyboardInterrupt:
             interrupted = True
@@ -111,7 +112,7 @@ def run_video(work: Path) -> None:
     untouched: list[bool] = []
     with Pool(ClusterOptions("auto", workers=2)) as pool:
         pool.wait_for_workers(2, 60)
-        again = stylize_video_on_pool(config, options, clip, styles, resumed, pool, chunking,
+        again = stylize_video_on_pool(prepare_video(config, options, clip, styles, resumed), pool, chunking,
                                       on_event=untouched_keep)
     emit("resume", interrupted=interrupted, kept=kept, untouched=all(untouched) and bool(untouched),
          skipped=sorted(e.index for e in events if e.status == "skipped"),

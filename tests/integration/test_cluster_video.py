@@ -17,23 +17,16 @@ import pytest
 
 from clips import one_torch_thread, sliding_frames  # noqa: F401 (an autouse fixture)
 from clusterkit import require_loopback_cluster, run_scenarios, scenario
-from nst.cluster.video import (
-    Chunk,
-    Chunking,
-    InProcessPool,
-    Schedule,
-    compose_motions,
-    pack_motion,
-    plan_chunks,
-    stylize_video_on_pool,
-    unpack_motion,
-)
+from nst.cluster.chunks import Chunk, Chunking, Schedule, plan_chunks
+from nst.cluster.local_pool import InProcessPool
+from nst.cluster.packing import compose_motions, pack_motion, unpack_motion
+from nst.cluster.video import stylize_video_on_pool
 from nst.config import Config
 from nst.errors import NstError
 from nst.events import Event, JobEvent
 from nst.files.frames import open_clip, read_frames, write_clip
 from nst.jobs.video import WorkFolder, stylize_video
-from nst.jobs.video_request import VideoOptions
+from nst.jobs.video_request import VideoOptions, prepare_video
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 170
@@ -90,10 +83,11 @@ def test_motions_travel_exactly_and_compose(clip_path: Path) -> None:
 
 
 def test_one_worker_makes_the_local_video(clip_path: Path, style_path: Path, tmp_path: Path) -> None:
-    local = stylize_video(CONFIG, VideoOptions(), clip_path, [style_path], tmp_path / "local.gif")
+    local = stylize_video(prepare_video(CONFIG, VideoOptions(), clip_path, [style_path],
+                                        tmp_path / "local.gif"))
     with InProcessPool(1) as pool:
-        done = stylize_video_on_pool(CONFIG, VideoOptions(), clip_path, [style_path], tmp_path / "one.gif",
-                                     pool, Chunking(frames=2, overlap=1))
+        job = prepare_video(CONFIG, VideoOptions(), clip_path, [style_path], tmp_path / "one.gif")
+        done = stylize_video_on_pool(job, pool, Chunking(frames=2, overlap=1))
     assert done.chunks == 3 and [join for join, _ in done.seams] == ["continued", "continued"]
     assert all(np.array_equal(a, b) for a, b in zip(_frames(tmp_path / "local.gif"),
                                                      _frames(tmp_path / "one.gif"), strict=True))
@@ -103,14 +97,16 @@ def test_one_worker_makes_the_local_video(clip_path: Path, style_path: Path, tmp
 def test_independent_frames_on_workers_equal_local_ones(clip_path: Path, style_path: Path,
                                                         tmp_path: Path) -> None:
     options = VideoOptions(mode="independent")
-    stylize_video(CONFIG, options, clip_path, [style_path], tmp_path / "local.gif")
+    stylize_video(prepare_video(CONFIG, options, clip_path, [style_path], tmp_path / "local.gif"))
     with InProcessPool(2) as pool:
-        done = stylize_video_on_pool(CONFIG, options, clip_path, [style_path], tmp_path / "pool.gif", pool)
+        done = stylize_video_on_pool(prepare_video(CONFIG, options, clip_path, [style_path],
+                                                   tmp_path / "pool.gif"), pool)
     assert done.frames == 6 and done.chunks == 0 and not done.seams
     assert all(np.array_equal(a, b) for a, b in zip(_frames(tmp_path / "local.gif"),
                                                      _frames(tmp_path / "pool.gif"), strict=True))
     with InProcessPool(2, batch_size=3) as pool:  # frames optimized three at a time: close to alone
-        stylize_video_on_pool(CONFIG, options, clip_path, [style_path], tmp_path / "batched.gif", pool)
+        batched = prepare_video(CONFIG, options, clip_path, [style_path], tmp_path / "batched.gif")
+        stylize_video_on_pool(batched, pool)
     differences = [np.abs(a - b).mean() for a, b in zip(_frames(tmp_path / "local.gif"),
                                                         _frames(tmp_path / "batched.gif"), strict=True)]
     assert len(differences) == 6 and max(differences) < 8, differences
@@ -125,17 +121,18 @@ def test_chunked_frames_resume_and_refuse_other_chunking(clip_path: Path, style_
             raise KeyboardInterrupt
 
     with InProcessPool(2) as pool, pytest.raises(KeyboardInterrupt):
-        stylize_video_on_pool(CONFIG, VideoOptions(), clip_path, [style_path], output, pool,
+        stylize_video_on_pool(prepare_video(CONFIG, VideoOptions(), clip_path, [style_path], output), pool,
                               Chunking(3, 1), on_event=stop)
     work = WorkFolder(output)
     kept = sorted(p.name for p in work.path.glob("frame_*.png"))
     assert 2 <= len(kept) < 6
     with pytest.raises(NstError, match="other settings .*chunks"):
-        stylize_video(CONFIG, VideoOptions(), clip_path, [style_path], output)  # a local run continues none
+        # A local run continues no chunked run's frames.
+        stylize_video(prepare_video(CONFIG, VideoOptions(), clip_path, [style_path], output))
     events: list[JobEvent] = []
     with InProcessPool(2) as pool:
-        done = stylize_video_on_pool(CONFIG, VideoOptions(), clip_path, [style_path], output, pool,
-                                     Chunking(3, 1), on_event=lambda e: events.append(e) if isinstance(
+        done = stylize_video_on_pool(prepare_video(CONFIG, VideoOptions(), clip_path, [style_path], output),
+                                     pool, Chunking(3, 1), on_event=lambda e: events.append(e) if isinstance(
                                          e, JobEvent) else None)
     assert done.resumed == len(kept) and len(_frames(output)) == 6 and not work.path.exists()
     assert len([e for e in events if e.status == "skipped"]) == len(kept)

@@ -14,7 +14,7 @@ from nst.errors import NstError
 from nst.events import JobEvent
 from nst.files.frames import open_clip, read_frames, write_clip
 from nst.jobs.video import WorkFolder, stylize_video
-from nst.jobs.video_request import VideoOptions
+from nst.jobs.video_request import VideoOptions, prepare_video
 
 CONFIG = Config(size=32, steps=16, seed=0, device="cpu")
 
@@ -29,8 +29,8 @@ def test_consistent_mode_flickers_less_than_independent(
 ) -> None:
     runs = {}
     for mode in ("independent", "consistent"):
-        runs[mode] = stylize_video(CONFIG, VideoOptions(mode=mode), clip_path, [style_path],
-                                   tmp_path / f"{mode}.gif")
+        runs[mode] = stylize_video(prepare_video(CONFIG, VideoOptions(mode=mode), clip_path, [style_path],
+                                                 tmp_path / f"{mode}.gif"))
         out = open_clip(tmp_path / f"{mode}.gif")
         assert (out.frame_count, out.size, out.fps) == (4, (32, 21), 10)
         assert not WorkFolder(tmp_path / f"{mode}.gif").path.exists()  # cleaned up once written
@@ -52,13 +52,13 @@ def test_interrupted_run_resumes_from_the_last_finished_frame(
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        stylize_video(CONFIG.replace(seed=None), VideoOptions(), clip_path, [style_path], output,
-                      on_event=stop_after_two)
+        job = prepare_video(CONFIG.replace(seed=None), VideoOptions(), clip_path, [style_path], output)
+        stylize_video(job, on_event=stop_after_two)
     work = WorkFolder(output)
     assert not output.exists() and work.finished() == 2
     events: list[object] = []
-    done = stylize_video(CONFIG.replace(seed=None), VideoOptions(), clip_path, [style_path], output,
-                         on_event=events.append)
+    done = stylize_video(prepare_video(CONFIG.replace(seed=None), VideoOptions(), clip_path, [style_path],
+                                       output), on_event=events.append)
     ends = [e.status for e in events if isinstance(e, JobEvent) and e.status in ("skipped", "finished")]
     assert ends == ["skipped", "skipped", "finished", "finished"]
     assert done.resumed == 2 and len(list(read_frames(open_clip(output)))) == 4
@@ -72,8 +72,9 @@ def test_changed_settings_do_not_mix_with_finished_frames(
     work = WorkFolder(output)
     work.start({"request": {"inputs": [["content", "0" * 64]]}})
     with pytest.raises(NstError, match="other settings .*request.*--restart"):
-        stylize_video(CONFIG, VideoOptions(max_frames=2), clip_path, [style_path], output)
-    done = stylize_video(CONFIG, VideoOptions(max_frames=2), clip_path, [style_path], output, restart=True)
+        stylize_video(prepare_video(CONFIG, VideoOptions(max_frames=2), clip_path, [style_path], output))
+    done = stylize_video(prepare_video(CONFIG, VideoOptions(max_frames=2), clip_path, [style_path], output,
+                                       restart=True))
     assert done.frames == 2 and done.resumed == 0
 
 
@@ -124,7 +125,7 @@ def test_bad_options_are_refused(clip_path: Path, style_path: Path, tmp_path: Pa
     with pytest.raises(NstError, match="frame-steps"):
         VideoOptions(frame_steps=0)
     with pytest.raises(NstError, match="is an input; nst never replaces its inputs"):
-        stylize_video(CONFIG, VideoOptions(), clip_path, [style_path], clip_path)
+        prepare_video(CONFIG, VideoOptions(), clip_path, [style_path], clip_path)
 
 
 def test_cli_interrupt_says_where_finished_frames_are(

@@ -21,8 +21,8 @@ from nst.cli import main
 from nst.cli.cluster import add_cluster_options
 from nst.cli.options import CONFIG_FIELDS, build_parser, config_from_args, parse_arguments, threads_from
 from nst.cli.serve import DEFAULT_PORT
+from nst.cluster.chunks import Chunking
 from nst.cluster.connect import ClusterOptions
-from nst.cluster.video import Chunking
 from nst.config import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_START_SIZE,

@@ -41,6 +41,16 @@ def _share(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds above 0, got {text}")
+    return value
+
+
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster (pip install 'nst[ray]')")
     group.add_argument("--cluster", metavar="local[:N]|auto|ray://HOST:PORT", help=CLUSTER_HELP)
@@ -56,32 +66,38 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=_count, metavar="N",
                        help=f"optimize up to N images of one size together (default: {defaults.batch_size}); "
                        "mostly for GPUs, works on CPUs too, with or without --cluster")
+    group.add_argument("--cluster-timeout", type=_seconds, metavar="SECONDS",
+                       help="how long to wait for a cluster to join (auto, ray://) to answer before "
+                       f"giving up (exit 2) (default: {defaults.connect_timeout_s:g})")
 
 
 def cluster_options(args: argparse.Namespace) -> ClusterOptions | None:
     """The cluster the arguments ask for; None without --cluster (and then no
     cluster-only option may be given)."""
     if getattr(args, "cluster", None) is None:
-        for name in ("workers", "cpus_per_worker", "gpus_per_worker"):
+        for name in ("workers", "cpus_per_worker", "gpus_per_worker", "cluster_timeout"):
             if getattr(args, name, None) is not None:
                 raise NstError(f"--{name.replace('_', '-')} needs --cluster")
         return None
     given = {name: getattr(args, name, None) for name in ("workers", "cpus_per_worker", "gpus_per_worker",
                                                            "batch_size")}
+    given["connect_timeout_s"] = getattr(args, "cluster_timeout", None)
     return ClusterOptions(address=args.cluster, **{k: v for k, v in given.items() if v is not None})
 
 
 def check_cluster_args(args: argparse.Namespace) -> None:
-    """Refuse bad cluster options, and --cluster without Ray, before anything runs."""
-    if cluster_options(args) is not None:
+    """Refuse bad cluster options, --cluster without Ray, and a cluster to join
+    that does not answer (exit 2, one line), before anything is shown or written."""
+    options = cluster_options(args)
+    if options is not None:
         weights = getattr(args, "weights", None)
         if weights is not None and weights not in ("caffe", "torchvision"):
             # Workers load the network themselves; a file here is not on their machines.
             raise NstError(f"--weights {weights}: a weights file is not sent to cluster workers; use caffe "
                            "or torchvision with --cluster")
-        from nst.cluster.connect import import_ray  # noqa: PLC0415
+        from nst.cluster.connect import check_reachable  # noqa: PLC0415
 
-        import_ray()
+        check_reachable(options)  # imports ray: one line when it is not installed
 
 
 @contextmanager
@@ -95,6 +111,13 @@ def computer_for(args: argparse.Namespace) -> Iterator[Computer]:
         yield LocalComputer(getattr(args, "batch_size", None) or 1)
         return
     from nst.cluster.doors import ClusterComputer  # noqa: PLC0415
+    from nst.cluster.pool import Pool  # noqa: PLC0415
 
-    with ClusterComputer(options) as computer:  # the pool starts with the first run to compute
-        yield computer
+    pool = Pool(options)
+    try:
+        # A cluster to join is reached now, before the command writes anything; the
+        # workers start with the first run to compute (none when all is resumed).
+        with ClusterComputer(pool.reach()) as computer:
+            yield computer
+    finally:
+        pool.close()

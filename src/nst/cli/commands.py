@@ -135,9 +135,10 @@ def _batch(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     check_cluster_args(args)
-    progress = None if args.quiet else ItemBar("batch", "image")
+    progress: ItemBar | None = None
     try:
-        with computer_for(args) as computer:
+        with computer_for(args) as computer:  # a cluster to join is reached before the bar shows
+            progress = None if args.quiet else ItemBar("batch", "image")
             report = run_batch(config, args.input_dir, args.styles, args.output, args.recursive, args.format,
                                args.overwrite, progress, command_line(), computer)
     except KeyboardInterrupt as stop:
@@ -183,24 +184,28 @@ def _video(args: argparse.Namespace) -> int:
     if (args.batch_size or 1) > 1 and (cluster is None or options.mode != "independent"):
         raise NstError("nst video batches frames only when they are independent and spread over workers: "
                        "--batch-size needs --mode independent and --cluster")
-    from nst.cluster.video import Chunking  # noqa: PLC0415  (torch- and ray-free at import)
+    from nst.cluster.chunks import Chunking  # noqa: PLC0415  (torch- and ray-free at import)
 
     chunking = Chunking(**chunks)
-    prepared = prepare_video(config, options, args.input, args.styles, args.output,
-                             run_on=cluster.device_kind if cluster is not None else None)
+    job = prepare_video(config, options, args.input, args.styles, args.output,
+                        run_on=cluster.device_kind if cluster is not None else None, restart=args.restart,
+                        command=command_line())
     from nst.cli.progress import ItemBar  # noqa: PLC0415
     from nst.jobs.video import WorkFolder, stylize_video  # noqa: PLC0415  (loads torch)
 
+    pool = None
+    if cluster is not None:  # a cluster to join is reached before the bar shows (and fails in one line)
+        from nst.cluster.pool import Pool  # noqa: PLC0415
+
+        pool = Pool(cluster).reach()
     progress = None if args.quiet else ItemBar("video", "frame")
     try:
-        if cluster is not None:
+        if pool is not None:
             from nst.cluster.video import stylize_video_on_cluster  # noqa: PLC0415
 
-            done = stylize_video_on_cluster(cluster, config, options, args.input, args.styles, args.output,
-                                            chunking, progress, args.restart, command_line(), prepared)
+            done = stylize_video_on_cluster(pool, job, chunking, progress)
         else:
-            done = stylize_video(config, options, args.input, args.styles, args.output, progress,
-                                 args.restart, command_line(), prepared)
+            done = stylize_video(job, progress)
     except KeyboardInterrupt as stop:
         work = WorkFolder(args.output).path
         kept = f"finished frames stay in {work}: run the same command again to resume" \

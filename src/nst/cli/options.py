@@ -295,7 +295,7 @@ def _add_batch_parser(commands: Any) -> None:
 
 
 def _add_video_parser(commands: Any) -> None:
-    from nst.cluster.video import Chunking  # noqa: PLC0415  (torch- and ray-free; its defaults)
+    from nst.cluster.chunks import Chunking  # noqa: PLC0415  (torch- and ray-free; its defaults)
 
     chunking = Chunking()
     video = commands.add_parser("video", help="stylize a video, an animated GIF or a folder of frames")

@@ -195,11 +195,11 @@ def _run(plan: StudyPlan, args: argparse.Namespace) -> int:
     from nst.jobs.studies import run_study  # noqa: PLC0415  (loads torch)
 
     console: Callable[[Event], None] | None = None
-    if not args.quiet:
-        # On a cluster runs finish side by side: one bar over them, not one per run.
-        console = ItemBar(args.command, "run") if args.cluster else StudyConsole()
     try:
-        with computer_for(args) as computer:
+        with computer_for(args) as computer:  # a cluster to join is reached before the bar shows
+            if not args.quiet:
+                # On a cluster runs finish side by side: one bar over them, not one per run.
+                console = ItemBar(args.command, "run") if args.cluster else StudyConsole()
             results = run_study(plan, console, computer)
     except KeyboardInterrupt as stop:
         print(f"\nnst: interrupted; finished runs are kept in {plan.output}, run the same "

@@ -23,7 +23,9 @@ each worker holds two calls, so the next one's inputs travel while it computes.
 Leaving the `with` block (or `close`) kills the workers, and shuts Ray down if
 the pool started it (local:N); a KeyboardInterrupt inside `run` leaves through it
 the same way. `wait_for_workers` waits for the workers to come up; `release`
-lets the object store drop blobs that no task will need again.
+lets the object store drop blobs that no task will need again. `reach` connects
+to a cluster to join without starting workers (they start with the first `run`),
+so that a door fails on an unreachable cluster before it writes anything.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from nst.cluster.connect import ClusterOptions, Connection, connect
+from nst.cluster.connect import ClusterOptions, Connection, connect, parse_address
 from nst.cluster.worker import Blob, Returned, Task, WorkerActor, WorkerContext
 from nst.errors import NstError, NstRuntimeError
 from nst.version import __version__
@@ -111,6 +113,7 @@ class Pool:
         self._replacements = 0
         self._count = 0  # workers asked for
         self._start_error = ""  # why the last worker that could not start could not
+        self._started = False  # the workers were asked for (start)
 
     # ------------------------------------------------------------ life cycle
 
@@ -126,11 +129,24 @@ class Pool:
         assert self.connection is not None, "start the pool first"
         return self.connection.ray
 
+    def reach(self) -> Pool:
+        """Connect now to a cluster to join (auto, ray://HOST:PORT), so that one
+        that cannot be reached fails at once (NstError, see connect.py); a private
+        one (local:N) starts with the workers. The workers start with the first
+        `run`, or `start`."""
+        if self.connection is None and parse_address(self.options.address)[0] != "local":
+            self.connection = connect(self.options)
+        return self
+
     def start(self) -> Pool:
         """Connect, start the workers and wait until one is up (the others join as
         they come up). NstError when the cluster cannot run a single worker."""
+        if self._started:
+            return self
         try:
-            self.connection = connect(self.options)
+            if self.connection is None:
+                self.connection = connect(self.options)
+            self._started = True
             self._remote = self.ray.remote(
                 num_cpus=self.options.cpus_per_worker, num_gpus=self.options.gpus_per_worker,
                 max_restarts=0, max_task_retries=0, scheduling_strategy="SPREAD",
@@ -161,7 +177,7 @@ class Pool:
             ray.wait([slot.actor.close.remote() for slot in up], num_returns=len(up), timeout=5)
         for slot in self._slots:
             _kill(ray, slot.actor)
-        self._slots, self._refs, self._files = [], {}, {}
+        self._slots, self._refs, self._files, self._started = [], {}, {}, False
         if self.connection.owned:
             self.connection.shutdown()
         self.connection = None
@@ -230,110 +246,11 @@ class Pool:
         on_note(text) when a worker dies or is replaced."""
         if not tasks:
             return
-        users: dict[str, int] = {}  # blob -> tasks not answered yet that need it
-        for task in tasks:
-            for digest in {blob.digest for blob in task.blobs()}:
-                if digest not in self._refs and digest not in self._files:
-                    raise ValueError(f"blob {digest[:12]} was not put into the pool")
-                users[digest] = users.get(digest, 0) + 1
-
-        def finished(index: int) -> None:  # file blobs nobody needs any more leave the store
-            for digest in {blob.digest for blob in tasks[index].blobs()}:
-                users[digest] -= 1
-                if users[digest] == 0 and digest in self._files:
-                    self._refs.pop(digest, None)
-        keys: list[Hashable | None] = [self._batch_key(task) for task in tasks]
-        pending: deque[int] = deque(range(len(tasks)))
-        attempts = [0] * len(tasks)
-        tried: list[set[str]] = [set() for _ in tasks]
-        calls: dict[Any, _Call] = {}
-        answered = 0
-        error: Exception
-        note = on_note or (lambda text: None)
-        while answered < len(tasks):
-            self._check_starting(0.0, note)
-            up = [slot for slot in self._slots if slot.alive and slot.info is not None]
-            for depth in range(1, CALLS_PER_WORKER + 1):
-                for slot in up:
-                    # A worker's next call waits behind its current one: queue it only while
-                    # there is more work than workers, so that the last items go to whoever is free.
-                    if not pending or (depth > 1 and len(pending) <= len(up)) or slot.calls >= depth:
-                        continue
-                    group = self._take(pending, keys, tried, slot.name)
-                    calls[self._submit(slot, [tasks[i] for i in group])] = _Call(slot, group)
-                    slot.calls += 1
-                    for index in group:
-                        attempts[index] += 1
-                        tried[index].add(slot.name)
-                        if on_start is not None:
-                            on_start(index, slot.name)
-            if not calls:
-                if not any(slot.alive for slot in self._slots):
-                    for index in list(pending):  # nobody left to run them
-                        answered += 1
-                        finished(index)
-                        error = NstRuntimeError(f"no worker left to run it ({self._replacements} replaced)")
-                        yield Done(index, tasks[index], None, error, "", attempts[index], 0)
-                    pending.clear()
-                    continue
-                self._check_starting(POLL_S, note)
-                continue
-            starting = [slot.starting for slot in self._slots if slot.alive and slot.starting is not None]
-            ready, _ = self.ray.wait(list(calls) + starting, num_returns=1, timeout=POLL_S)
-            for ref in ready:
-                call = calls.pop(ref, None)
-                if call is None:
-                    continue  # a worker came up: _check_starting takes it next round
-                call.slot.calls -= 1
-                answers, lost = self._collect(ref, call, note)
-                for index, answer in zip(call.indices, answers, strict=False):
-                    if answer.kind in ("input", "runtime"):
-                        final = NstError if answer.kind == "input" else NstRuntimeError
-                        error = final(answer.message)
-                        answered += 1
-                        finished(index)
-                        yield Done(index, tasks[index], None, error, call.slot.name, attempts[index],
-                                   answer.elapsed_s)
-                    elif answer.kind == "ok":
-                        answered += 1
-                        finished(index)
-                        yield Done(index, tasks[index], answer.value, None, call.slot.name, attempts[index],
-                                   answer.elapsed_s)
-                    else:
-                        lost.append((index, answer.message))
-                for index, reason in lost:
-                    if attempts[index] >= self.options.max_attempts:
-                        answered += 1
-                        finished(index)
-                        yield Done(index, tasks[index], None, NstRuntimeError(
-                            f"failed on {attempts[index]} workers; last: {reason}"), call.slot.name,
-                            attempts[index], 0.0)
-                    else:
-                        pending.appendleft(index)  # first in line: it has waited longest
+        if not self._started:  # a pool that was only reached starts its workers now
+            self.start()
+        yield from _Dispatch(self, tasks, on_start, on_note or (lambda text: None)).answers()
 
     # ------------------------------------------------------------ internals
-
-    def _batch_key(self, task: Task) -> Hashable | None:
-        if self.options.batch_size <= 1:
-            return None
-        key = task.batch_key()
-        return None if key is None else (type(task).__qualname__, key)
-
-    def _take(self, pending: deque[int], keys: list[Hashable | None], tried: list[set[str]],
-              worker: str) -> list[int]:
-        """The next task for `worker` (one it has not failed yet, if there is one),
-        with up to batch_size - 1 more of its batch key."""
-        first = next((i for i in pending if worker not in tried[i]), pending[0])
-        pending.remove(first)
-        group = [first]
-        if keys[first] is not None:
-            for index in list(pending):
-                if len(group) >= self.options.batch_size:
-                    break
-                if keys[index] == keys[first] and worker not in tried[index]:
-                    pending.remove(index)
-                    group.append(index)
-        return group
 
     def _submit(self, slot: _Slot, group: list[Task]) -> Any:
         blobs: dict[str, Blob] = {}
@@ -427,6 +344,124 @@ class Pool:
         gpus = f" and {self.options.gpus_per_worker:g} GPU" if self.options.gpus_per_worker else ""
         return (f"the cluster has no room for a worker with {self.options.cpus_per_worker:g} CPU{gpus} "
                 "(see --cpus-per-worker, --gpus-per-worker and `ray status`)")
+
+
+class _Dispatch:
+    """One `Pool.run`: which tasks wait (pending, first in line first), which worker
+    holds which (calls, by the ref of its answer), where each was tried and how
+    often, and which file blobs the unanswered tasks still need (users)."""
+
+    def __init__(self, pool: Pool, tasks: Sequence[Task], on_start: Callable[[int, str], None] | None,
+                 note: Callable[[str], None]) -> None:
+        self.pool, self.tasks, self.on_start, self.note = pool, tasks, on_start, note
+        self.users: dict[str, int] = {}  # blob -> tasks not answered yet that need it
+        for task in tasks:
+            for digest in {blob.digest for blob in task.blobs()}:
+                if digest not in pool._refs and digest not in pool._files:
+                    raise ValueError(f"blob {digest[:12]} was not put into the pool")
+                self.users[digest] = self.users.get(digest, 0) + 1
+        self.keys: list[Hashable | None] = [self._batch_key(task) for task in tasks]
+        self.pending: deque[int] = deque(range(len(tasks)))
+        self.attempts = [0] * len(tasks)
+        self.tried: list[set[str]] = [set() for _ in tasks]
+        self.calls: dict[Any, _Call] = {}
+        self.answered = 0
+
+    def answers(self) -> Iterator[Done]:
+        """Hand tasks to the workers that are up, then answer what comes back, until
+        every task is answered."""
+        pool = self.pool
+        while self.answered < len(self.tasks):
+            pool._check_starting(0.0, self.note)
+            self._hand_out()
+            if self.calls:
+                yield from self._collect_ready()
+            elif not any(slot.alive for slot in pool._slots):
+                yield from self._abandon()
+            else:
+                pool._check_starting(POLL_S, self.note)  # nobody up yet: wait for one
+
+    def _hand_out(self) -> None:
+        up = [slot for slot in self.pool._slots if slot.alive and slot.info is not None]
+        for depth in range(1, CALLS_PER_WORKER + 1):
+            for slot in up:
+                # A worker's next call waits behind its current one: queue it only while
+                # there is more work than workers, so that the last items go to whoever is free.
+                if not self.pending or (depth > 1 and len(self.pending) <= len(up)) or slot.calls >= depth:
+                    continue
+                group = self._take(slot.name)
+                self.calls[self.pool._submit(slot, [self.tasks[i] for i in group])] = _Call(slot, group)
+                slot.calls += 1
+                for index in group:
+                    self.attempts[index] += 1
+                    self.tried[index].add(slot.name)
+                    if self.on_start is not None:
+                        self.on_start(index, slot.name)
+
+    def _batch_key(self, task: Task) -> Hashable | None:
+        if self.pool.options.batch_size <= 1:
+            return None
+        key = task.batch_key()
+        return None if key is None else (type(task).__qualname__, key)
+
+    def _take(self, worker: str) -> list[int]:
+        """The next task for `worker` (one it has not failed yet, if there is one),
+        with up to batch_size - 1 more of its batch key."""
+        pending, keys, tried = self.pending, self.keys, self.tried
+        first = next((i for i in pending if worker not in tried[i]), pending[0])
+        pending.remove(first)
+        group = [first]
+        if keys[first] is not None:
+            for index in list(pending):
+                if len(group) >= self.pool.options.batch_size:
+                    break
+                if keys[index] == keys[first] and worker not in tried[index]:
+                    pending.remove(index)
+                    group.append(index)
+        return group
+
+    def _collect_ready(self) -> Iterator[Done]:
+        """Answers of the calls that finished (or nothing, when a worker came up first)."""
+        pool = self.pool
+        starting = [slot.starting for slot in pool._slots if slot.alive and slot.starting is not None]
+        ready, _ = pool.ray.wait(list(self.calls) + starting, num_returns=1, timeout=POLL_S)
+        for ref in ready:
+            call = self.calls.pop(ref, None)
+            if call is None:
+                continue  # a worker came up: _check_starting takes it next round
+            call.slot.calls -= 1
+            answers, lost = pool._collect(ref, call, self.note)
+            worker = call.slot.name
+            for index, answer in zip(call.indices, answers, strict=False):
+                if answer.kind == "ok":
+                    yield self._answer(index, answer.value, None, worker, answer.elapsed_s)
+                elif answer.kind in ("input", "runtime"):
+                    final = NstError if answer.kind == "input" else NstRuntimeError
+                    yield self._answer(index, None, final(answer.message), worker, answer.elapsed_s)
+                else:
+                    lost.append((index, answer.message))
+            for index, reason in lost:
+                if self.attempts[index] >= pool.options.max_attempts:
+                    error = NstRuntimeError(f"failed on {self.attempts[index]} workers; last: {reason}")
+                    yield self._answer(index, None, error, worker, 0.0)
+                else:
+                    self.pending.appendleft(index)  # first in line: it has waited longest
+
+    def _abandon(self) -> Iterator[Done]:
+        """Every waiting task failed: no worker is left to run them."""
+        while self.pending:
+            error = NstRuntimeError(f"no worker left to run it ({self.pool._replacements} replaced)")
+            yield self._answer(self.pending.popleft(), None, error, "", 0.0)
+
+    def _answer(self, index: int, value: Any, error: Exception | None, worker: str, elapsed_s: float) -> Done:
+        """Task `index` answered for good; its file blobs leave the store when no
+        unanswered task needs them."""
+        self.answered += 1
+        for digest in {blob.digest for blob in self.tasks[index].blobs()}:
+            self.users[digest] -= 1
+            if self.users[digest] == 0 and digest in self.pool._files:
+                self.pool._refs.pop(digest, None)
+        return Done(index, self.tasks[index], value, error, worker, self.attempts[index], elapsed_s)
 
 
 def _kill(ray: Any, actor: Any) -> None:

@@ -36,9 +36,7 @@ from nst.events import EventCallback, JobEvent, StepCallback, notify, steps_only
 from nst.files.atomic import write_text_atomic
 from nst.files.frames import (
     Clip,
-    check_output,
     output_rate,
-    parse_fps,
     planned_frames,
     read_frames,
     write_clip,
@@ -53,7 +51,7 @@ from nst.jobs.runner import Executor
 from nst.jobs.tensors import colour_styles, colour_target, restore_colour
 from nst.jobs.tensors import frame_tensors as frame_tensors
 from nst.jobs.tensors import style_images as style_images
-from nst.jobs.video_request import VideoOptions, prepare_video
+from nst.jobs.video_request import VideoJob, VideoOptions
 from nst.record import request_key
 
 # style_images and frame_tensors (from tensors.py) are imported from here by cluster/video.py.
@@ -282,45 +280,31 @@ def resume_seed(work: WorkFolder, request: Request, settings: dict[str, Any], re
     return int(stored["seed"])
 
 
-def stylize_video(
-    config: Config,
-    options: VideoOptions,
-    source: str | Path,
-    styles: Sequence[str | Path],
-    output: str | Path,
-    on_event: EventCallback | None = None,
-    restart: bool = False,
-    command: str = "nst video",
-    prepared: tuple[Request, Clip] | None = None,
-    frames: FrameLoop | None = None,
-    extra_settings: dict[str, Any] | None = None,
-) -> VideoRun:
-    """Stylize the clip at `source` (video file, GIF or frame folder) into `output`.
+def stylize_video(job: VideoJob, on_event: EventCallback | None = None, frames: FrameLoop | None = None,
+                  extra_settings: dict[str, Any] | None = None) -> VideoRun:
+    """Stylize the clip of `job` (a video file, GIF or frame folder; see
+    prepare_video) into its output.
 
     Events: a JobEvent per frame (skipped when resumed from the work folder,
-    started, finished) and the steps. restart: discard frames an earlier,
-    interrupted run left in the work folder. prepared: what prepare_video returned
-    for these arguments, if the caller checked them already. frames: what makes
-    the frames (default: this process, frame after frame; nst.cluster.video
-    passes a pool of workers) with what else decides them (extra_settings, kept
-    with the finished frames: a resumed run must use the same).
+    started, finished) and the steps. frames: what makes the frames (default:
+    this process, frame after frame; nst.cluster.chunked passes a pool of
+    workers) with what else decides them (extra_settings, kept with the finished
+    frames: a resumed run must use the same).
     """
-    request, clip = prepared or prepare_video(config, options, source, styles, output)
-    output = check_output(output)
-    fps = parse_fps(options.fps) if options.fps is not None else None
-    rate = output_rate(clip, fps)
-    work = WorkFolder(output)
-    with FolderLock(work.path, command) as lock:
+    request, clip, options = job.request, job.clip, job.options
+    rate = output_rate(clip, job.fps)
+    work = WorkFolder(job.output)
+    with FolderLock(work.path, job.command) as lock:
         if lock.note and on_event is not None:
             on_event(JobEvent("queued", lock.note, total=None))
         settings = {**run_settings(request, options), **(extra_settings or {})}
-        seed = resume_seed(work, request, settings, restart)
+        seed = resume_seed(work, request, settings, job.restart)
         request = dataclasses.replace(request, config=request.config.replace(seed=seed))
         work.start({**settings, "seed": seed})
-        done = VideoRun(output, request.config, options, rate, clip.size)
-        (frames or _stylize_frames)(done, request, clip, fps, work, on_event)
+        done = VideoRun(job.output, request.config, options, rate, clip.size)
+        (frames or _stylize_frames)(done, request, clip, job.fps, work, on_event)
         audio = clip if options.keep_audio and clip.kind == "video" else None
-        write_clip(work.frames(done.frames), output, rate, audio)
+        write_clip(work.frames(done.frames), job.output, rate, audio)
     work.clear()
     return done
 

@@ -1,6 +1,7 @@
 """What a video job is before it runs: the options of `nst video` that are not
-options of a transfer, and the clip's Request. Torch-free, so the command line
-refuses a bad video command before torch loads."""
+options of a transfer, and the VideoJob its door builds once (the clip's Request,
+the clip, where it goes, how it resumes). Torch-free, so the command line refuses
+a bad video command before torch loads."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from nst.config import INIT_KINDS, Config
@@ -75,11 +77,34 @@ def clip_input(clip: Clip) -> InputFile:
     return InputFile("content", str(clip.path), clip.path.resolve(), sha, clip.size)
 
 
+@dataclass(frozen=True)
+class VideoJob:
+    """A checked video job, built once by its door (prepare_video) and passed
+    through to the run: the clip's Request (sizes, device, seed), the clip, the
+    video options, the output path, whether to discard frames an earlier,
+    interrupted run left (restart), and the command line the work folder's lock
+    names (command)."""
+
+    request: Request
+    clip: Clip
+    options: VideoOptions
+    output: Path
+    restart: bool = False
+    command: str = "nst video"
+
+    @property
+    def fps(self) -> Fraction | None:
+        """The frame rate asked for (None: the input's)."""
+        return parse_fps(self.options.fps) if self.options.fps is not None else None
+
+
 def prepare_video(config: Config, options: VideoOptions, source: str | Path, styles: Sequence[str | Path],
-                  output: str | Path, run_on: str | None = None) -> tuple[Request, Clip]:
+                  output: str | Path, run_on: str | None = None, restart: bool = False,
+                  command: str = "nst video") -> VideoJob:
     """The job layer's checks for a clip: options, output (never an input), the
     clip and styles (headers), sizes, device, defaults and seed. run_on: the
-    device kind of a cluster's workers (see jobs.request.prepare)."""
+    device kind of a cluster's workers (see jobs.request.prepare); restart and
+    command: see VideoJob."""
     source, output = Path(source), check_output(output)
     if not styles:
         raise NstError("video needs at least one style image")
@@ -91,4 +116,5 @@ def prepare_video(config: Config, options: VideoOptions, source: str | Path, sty
     if output.exists() or output.parent.exists():
         check_not_an_input(output, [source, *(s.path for s in style_files if s.path is not None)])
     clip = open_clip(source)
-    return prepare_files(config, clip_input(clip), style_files, run_on=run_on), clip
+    request = prepare_files(config, clip_input(clip), style_files, run_on=run_on)
+    return VideoJob(request, clip, options, output, restart, command)
