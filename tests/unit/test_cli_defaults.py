@@ -96,8 +96,6 @@ def test_an_option_of_a_config_field_states_config_s_default() -> None:
 
 def test_no_option_has_an_argparse_default_that_stands_in_for_config() -> None:
     for name, command in _commands():
-        if name == "serve":  # cli/serve.py (the studio's slice) still says --device auto itself
-            continue
         for action in command._actions:
             if action.dest in CONFIG_FIELDS:
                 assert action.default is None, f"nst {name} --{action.dest} has default {action.default!r}"

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nst.config import Config
 from nst.errors import NstError
 
 DEFAULT_PORT = 8765
@@ -35,7 +36,8 @@ def add_serve_command(commands: Any) -> None:
     serve.add_argument("--token", help="a secret every request must carry (required off loopback)")
     serve.add_argument("--library", type=Path, default=None,
                        help=f"where runs are kept (default: {default_library()})")
-    serve.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    serve.add_argument("--device", help="the device every job runs on: auto, cpu, cuda, cuda:N or mps "
+                       f"(default: {Config().device})")
 
 
 def is_loopback(host: str) -> bool:
@@ -64,7 +66,7 @@ def run_serve(args: argparse.Namespace) -> int:
     sock = listening_socket(args.host, args.port)
     with contextlib.closing(sock):
         library = args.library or default_library()
-        app = create_app(library, token=args.token, device=args.device)
+        app = create_app(library, token=args.token, device=args.device or Config().device)
         if exposed:
             print(f"nst: warning: serving on {args.host} makes the studio reachable from other machines",
                   file=sys.stderr)
