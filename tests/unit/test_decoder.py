@@ -85,3 +85,20 @@ def test_a_file_of_other_tensors_or_another_architecture_is_refused(tmp_path: Pa
     assert "shape" in _one_line(path)
     save_file(tensors, str(path), metadata={**metadata, "level": "relu_7"})
     assert "relu3_1 or relu4_1" in _one_line(path)
+
+
+def test_a_stop_signal_waits_for_the_step_in_progress() -> None:
+    """Ctrl-C inside deferred_stop only sets a flag; raise_if_asked, between steps,
+    raises what the signal's own handler raises (KeyboardInterrupt for SIGINT)."""
+    import os
+    import signal
+
+    from nst.jobs.decoder_state import deferred_stop
+
+    finished = False
+    with pytest.raises(KeyboardInterrupt), deferred_stop() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        finished = True  # the rest of the step runs
+        stop.raise_if_asked()
+    assert finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
