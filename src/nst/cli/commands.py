@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nst.cli.cluster import check_cluster_args, cluster_options, computer_for
-from nst.cli.options import build_parser, config_from_args
+from nst.cli.options import build_parser, config_from_args, train_options_from
 from nst.cli.serve import run_serve
 from nst.cli.stop import stopped_status
 from nst.cli.studies import command_line
@@ -244,7 +244,40 @@ def _video_summary(done: Any) -> str:
     return "\n".join(lines)
 
 
+def _train_decoder(args: argparse.Namespace) -> int:
+    """`nst train-decoder`: Ctrl-C or SIGTERM keep a checkpoint the same command resumes from."""
+    options = train_options_from(args)
+    from nst.cli.progress import TrainBar  # noqa: PLC0415
+    from nst.jobs.train_decoder import train_decoder  # noqa: PLC0415  (loads torch)
+
+    bar = None if args.quiet else TrainBar()
+    try:
+        report = train_decoder(args.content_dirs, args.style_dir, args.output, options, bar)
+    except KeyboardInterrupt as stop:
+        print("nst: interrupted; the checkpoint beside the output keeps the steps done: "
+              "run the same command again to resume", file=sys.stderr)
+        return stopped_status(stop)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        print(train_summary(report), file=sys.stderr)
+    return 0
+
+
+def train_summary(report: Any) -> str:
+    lines = [f"wrote {report.output} ({report.steps} steps, {report.elapsed_s / 60:.1f} min in all"
+             + (f", resumed at step {report.resumed_from}" if report.resumed_from else "")
+             + f"; checkpoint {report.checkpoint})",
+             f"held-out reconstruction PSNR {report.psnr:.2f} dB on {report.held_out} image(s) "
+             f"(trained on {report.train_images})"]
+    if report.style_distance is not None:
+        lines.append(f"held-out style distance {report.style_distance:.4f} stylized, "
+                     f"{report.content_style_distance:.4f} for the photos themselves")
+    return "\n".join(lines)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "reconstruct": _single, "texture": _single, "transfer": _single,
-    "demo": _demo, "batch": _batch, "video": _video, "serve": run_serve,
+    "demo": _demo, "batch": _batch, "video": _video, "serve": run_serve, "train-decoder": _train_decoder,
 }

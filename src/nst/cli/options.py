@@ -39,6 +39,7 @@ from nst.config import (
 from nst.core.memory import BUDGET_SHARE, HISTORY_CAP
 from nst.errors import NstError
 from nst.files.frames import FOLDER_DEFAULT_FPS
+from nst.jobs.train_options import TrainOptions
 from nst.jobs.video_request import MODES, WARM_START_SHARE, VideoOptions
 from nst.plans.sweeps import compact_layers
 from nst.samples import STYLE_SAMPLES
@@ -47,6 +48,7 @@ from nst.version import __version__
 
 DEFAULTS = Config()
 VIDEO_DEFAULTS = VideoOptions()
+TRAIN_DEFAULTS = TrainOptions()
 BATCH_FORMATS = ("png", "jpg", "webp")
 THREADS_VARIABLE = "NST_THREADS"
 # Commands that run another command's task many times.
@@ -376,6 +378,46 @@ def _add_demo_parser(commands: Any) -> None:
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
+def _add_train_decoder_parser(commands: Any) -> None:
+    """`nst train-decoder`: its defaults are TrainOptions' (an option left out is None)."""
+    train = commands.add_parser("train-decoder", help="train the decoder of --method fast "
+                                "(resumes where it stopped)")
+    train.add_argument("content_dirs", nargs="+", type=Path, metavar="IMAGES_DIR",
+                       help="folder(s) of photos it learns to reconstruct (5%% held out by file name)")
+    train.add_argument("--style-dir", action="append", type=Path, default=[], metavar="DIR",
+                       help="folder of paintings whose statistics it learns to paint with (repeat for "
+                       "more; none: reconstruction only)")
+    train.add_argument("-o", "--output", required=True, type=Path,
+                       help="decoder file (.safetensors); its checkpoint is written beside it")
+    d = TRAIN_DEFAULTS
+    run = train.add_argument_group("training")
+    run.add_argument("--steps", type=_integer, help=f"optimizer steps in all (default: {d.steps}); "
+                     "a larger count than a finished run's trains it on")
+    run.add_argument("--batch-size", type=_integer, help=f"crops per step (default: {d.batch_size})")
+    run.add_argument("--crop", type=_integer, help=f"side of the square training crops (default: {d.crop})")
+    run.add_argument("--lr", type=_number, help=f"Adam's step size (default: {d.lr:g})")
+    run.add_argument("--level", help="VGG19 layer it decodes: relu4_1 or relu3_1 (default: relu4_1)")
+    run.add_argument("--width", type=_integer, help=f"channels of its last block (default: {d.width})")
+    run.add_argument("--style-weight", type=_number,
+                     help=f"style term's weight (default: {d.style_weight:g})")
+    run.add_argument("--checkpoint-every", type=_integer,
+                     help=f"steps between checkpoints (default: {d.checkpoint_every})")
+    run.add_argument("--eval-every", type=_integer,
+                     help=f"steps between held-out PSNR reports (default: {d.eval_every})")
+    run.add_argument("--seed", type=_integer, help=f"random seed (default: {d.seed})")
+    run.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: cpu)")
+    run.add_argument("--precision", choices=("fp32", "bf16"),
+                     help="bf16 autocast (the default on a GPU or a CPU with native bf16) or fp32")
+    add_threads_option(run)
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def train_options_from(args: argparse.Namespace) -> TrainOptions:
+    names = ("steps", "batch_size", "crop", "lr", "level", "width", "style_weight", "checkpoint_every",
+             "eval_every", "seed", "device", "precision")
+    return TrainOptions(**{name: getattr(args, name) for name in names if getattr(args, name) is not None})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="nst", description="Neural style transfer (Gatys et al.) with VGG19.")
     parser.add_argument("--version", action="version", version=f"nst {__version__}")
@@ -384,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch_parser(commands)
     _add_video_parser(commands)
     _add_demo_parser(commands)
+    _add_train_decoder_parser(commands)
     add_study_commands(commands, transfer)
     add_threads_option(commands.choices["study"])
     add_serve_command(commands)

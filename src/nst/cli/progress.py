@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 from tqdm import tqdm
 
@@ -145,3 +146,28 @@ class ItemBar:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+class TrainBar:
+    """`nst train-decoder`'s bar: steps, the step's losses and the last held-out PSNR."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+        self.psnr: float | None = None
+
+    def __call__(self, progress: Any) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=progress.total, initial=progress.first_step, desc="train-decoder",
+                            unit="step", file=sys.stderr, dynamic_ncols=True, leave=False)
+        if progress.psnr is not None:
+            self.psnr = progress.psnr
+        text = " ".join(f"{name} {value:.3g}" for name, value in progress.losses.items())
+        if self.psnr is not None:
+            text += f", held-out PSNR {self.psnr:.2f} dB"
+        self.bar.set_postfix_str(text, refresh=False)
+        self.bar.update(progress.step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
