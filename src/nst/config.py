@@ -11,6 +11,7 @@ import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from nst.errors import NstError
@@ -20,7 +21,10 @@ Task = Literal["reconstruct", "texture", "transfer"]
 TASKS: tuple[str, ...] = ("reconstruct", "texture", "transfer")
 OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam")
 POOLINGS: tuple[str, ...] = ("max", "avg")
-INIT_KINDS: tuple[str, ...] = ("content", "noise", "blend")
+INIT_KINDS: tuple[str, ...] = ("content", "noise", "blend", "fast")  # fast: the fast path's result
+# How the picture is made: gatys optimizes it; fast encodes, transforms the features
+# and decodes them in one pass each (core/fast.py, with a trained decoder).
+METHODS: tuple[str, ...] = ("gatys", "fast")
 STYLE_LOSSES: tuple[str, ...] = ("gram", "meancov")
 COLOR_MODES: tuple[str, ...] = ("luminance", "histogram")
 # Arithmetic of the network (losses are always float32): fp32; tf32 (CUDA only:
@@ -71,6 +75,22 @@ MAX_SCALES = 100
 # Coarse-to-fine starts here (longest side, pixels): small enough that the first
 # scale is cheap, large enough for VGG's deepest style layers to see structure.
 DEFAULT_START_SIZE = 128
+
+
+def shipped_decoder_path() -> Path:
+    """Where the decoder nst ships lives: inside the package (src/nst/decoders/)."""
+    return Path(__file__).resolve().parent / "decoders" / "decoder.safetensors"
+
+
+def decoder_path(config: Config) -> Path:
+    """The decoder file a fast run uses: --decoder, else the shipped one; NstError
+    (one line) when no decoder is given and none is shipped."""
+    if config.decoder is not None:
+        return Path(config.decoder)
+    shipped = shipped_decoder_path()
+    if not shipped.is_file():
+        raise NstError("nst ships no decoder yet: give --decoder FILE (nst train-decoder makes one)")
+    return shipped
 
 
 def default_size(device_type: str) -> int:
@@ -141,6 +161,9 @@ class Config:
     this task and device"; `resolved()` fills those in."""
 
     task: Task = "transfer"
+    method: str = "gatys"  # gatys | fast (see METHODS)
+    strength: float = 1.0  # fast only: 0 = the content decoded, 1 = the full style
+    decoder: str | None = None  # fast only: a .safetensors decoder; None: the one nst ships
     content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     content_layer_weights: tuple[float, ...] | None = None  # None: 1 for each layer
@@ -185,6 +208,13 @@ class Config:
                 object.__setattr__(self, name, tuple(value))
         if self.task not in TASKS:
             raise NstError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
+        if self.method not in METHODS:
+            raise NstError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
+        _check_number("strength", self.strength)
+        if self.strength > 1:
+            raise NstError(f"strength must be between 0 and 1, got {self.strength}")
+        if self.method == "fast" and self.task != "transfer":
+            raise NstError(f"--method fast paints a content image with a style: {self.task} has no fast path")
         if self.optimizer not in OPTIMIZERS:
             raise NstError(
                 f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}"
@@ -255,6 +285,10 @@ class Config:
             raise NstError(f"precision tf32 needs a CUDA GPU; this run is on {device_type}: use fp32 or bf16")
         default_init = "content" if self.task == "transfer" else "noise"
         precision = self.precision or self.default_precision(device_type)
+        if self.method == "fast":  # one pass, no optimization: no steps, rate or start to fill in
+            return self.replace(size=self.size or default_size(device_type), precision=precision,
+                                channels_last=self.channels_last if self.channels_last is not None
+                                else device_type == "cpu" and precision == "bf16" and cpu_has_amx())
         return self.replace(
             steps=self.steps or default_steps(device_type),
             size=self.size or default_size(device_type),

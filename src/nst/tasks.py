@@ -25,10 +25,12 @@ from nst.errors import NstError
 DEFAULTS = Config()
 
 # What each task sets, whatever a shared base says: the terms it has no input for.
+# The fast path paints a content with a style: only a transfer has one.
+_GATYS_ONLY = {"method": "gatys", "strength": 1.0, "decoder": None}
 FIXED: dict[str, dict[str, Any]] = {
     "reconstruct": {"style_layers": (), "style_layer_weights": None, "style_weight": 0.0,
-                    "style_blend": None},
-    "texture": {"content_layers": (), "content_layer_weights": None, "content_weight": 0.0},
+                    "style_blend": None, **_GATYS_ONLY},
+    "texture": {"content_layers": (), "content_layer_weights": None, "content_weight": 0.0, **_GATYS_ONLY},
     "transfer": {},
 }
 # The weight of a single-term task's one term, unless given: a shared base's
@@ -51,6 +53,20 @@ IGNORED: dict[str, dict[str, str]] = {
     },
     "transfer": {name: "width and height set a texture's size" for name in ("width", "height")},
 }
+# What --method fast refuses (it makes the picture in one pass, without an
+# optimization or its losses): every option of the optimization, and the seed
+# (fast draws no random numbers). Refused wherever it comes from (an option, a
+# study's defaults, a sweep's base) when it differs from Config's default: a value
+# that asks for what fast does anyway (--optimizer lbfgs) is no request to ignore.
+# --precision, --device, --weights, --pooling, --size, --style-size, --preserve-color,
+# --style-blend and masks act on the fast path as on gatys.
+FAST_REFUSED: tuple[str, ...] = (
+    "optimizer", "steps", "learning_rate", "history_size", "ema_decay", "tv_weight", "init", "alpha",
+    "scales", "start_size", "normalize_gradients", "style_loss", "content_weight", "style_weight",
+    "content_layers", "style_layers", "content_layer_weights", "style_layer_weights", "seed",
+)
+# Options only the fast path has: refused with gatys when they differ from the default.
+FAST_ONLY: tuple[str, ...] = ("strength", "decoder")
 _WHY_FIXED = {"reconstruct": "reconstruct has no style term", "texture": "texture has no content term"}
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Config))
 
@@ -100,8 +116,25 @@ def _differs(value: Any, meant: Any) -> bool:
     return bool(value != meant)
 
 
+def check_method(config: Config) -> None:
+    """Refuse, in one line naming it, an option the config's method has no use for."""
+    if config.method == "fast":
+        for name in FAST_REFUSED:
+            if _differs(getattr(config, name), getattr(DEFAULTS, name)):
+                why = "draws no random numbers" if name == "seed" else "runs no optimization"
+                raise NstError(f"--method fast {why}: {option_name(name)} does not apply")
+        return
+    if config.init == "fast":  # the optimization starts from the fast result: its decoder and strength
+        return
+    for name in FAST_ONLY:
+        if _differs(getattr(config, name), getattr(DEFAULTS, name)):
+            raise NstError(f"{option_name(name)} is for --method fast (or --init fast); "
+                           f"this run is --method {config.method}")
+
+
 def _check_given(config: Config, given: Mapping[str, Any]) -> None:
     """Options whose meaning depends on another one."""
+    check_method(config)
     if given.get("alpha") is not None and config.init != "blend":
         start = config.init or ("content" if config.task == "transfer" else "noise")
         raise NstError(f"alpha is the noise share of --init blend; this run starts from {start}: "

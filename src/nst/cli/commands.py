@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 
 def _summary(done: Any, output: Path) -> str:
+    if done.config.method == "fast":
+        return f"wrote {output} (--method fast in {done.result.elapsed_s:.2f} s)"
     losses = ", ".join(f"{name} {value:.4g}" for name, value in done.result.losses.items())
     return (f"wrote {output} ({done.result.steps} steps in {done.result.elapsed_s:.1f} s; "
             f"{losses}; seed {done.config.seed})")
@@ -93,6 +95,8 @@ def _memory_plan(request: Request) -> str:
     assert request.sizes is not None
     device = torch.device(request.device)
     budget = memory_budget(config.max_memory, device)
+    if config.method == "fast":
+        return _fast_plan(request, budget)
     plan = request.scale_plans  # the plan the run would follow, made by prepare
     width, height = request.sizes.canvas
     lines = [f"{config.task} {width}x{height} on {request.device}, {config.precision}, {config.optimizer}, "
@@ -104,6 +108,27 @@ def _memory_plan(request: Request) -> str:
                      f"steps, {', '.join(levers)}: about {gib(row.peak_bytes)}")
     lines.append(f"estimated peak {gib(max(row.peak_bytes for row in plan))}; nothing computed or written")
     return "\n".join(lines)
+
+
+def _fast_plan(request: Request, budget: float) -> str:
+    """--dry-run of --method fast: its one pass, the decoder and the estimated peak."""
+    from nst.config import decoder_path  # noqa: PLC0415
+    from nst.core.memory import fast_peak, gib  # noqa: PLC0415
+    from nst.jobs.request import decoder_spec  # noqa: PLC0415
+
+    config = request.config
+    assert request.sizes is not None
+    spec = decoder_spec(config)
+    width, height = request.sizes.canvas
+    peak = max(fast_peak(w, h, config.precision or "fp32", spec.width, spec.factor)
+               for w, h in (request.sizes.canvas, *request.sizes.styles))
+    styles = ", ".join(f"{w}x{h}" for w, h in request.sizes.styles)
+    return "\n".join([
+        f"{config.task} --method fast {width}x{height} on {request.device}, {config.precision}, "
+        f"memory budget {gib(budget)}: one pass, no optimization",
+        f"  decoder {decoder_path(config)} ({spec.level_name}, width {spec.width}), strength "
+        f"{config.strength:g}; styles at {styles}",
+        f"estimated peak {gib(peak)}; nothing computed or written"])
 
 
 def _demo(args: argparse.Namespace) -> int:

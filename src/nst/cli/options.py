@@ -26,6 +26,7 @@ from nst.config import (
     DEFAULT_CONTENT_LAYERS,
     DEFAULT_LEARNING_RATE,
     DEFAULT_STYLE_LAYERS,
+    METHODS,
     OPTIMIZERS,
     POOLINGS,
     PRECISIONS,
@@ -188,7 +189,8 @@ def _add_optimization(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--ema-decay", type=_number,
                      help="adam: the output is the moving average of the iterates with this decay "
                      f"(default: {DEFAULTS.ema_decay:g}; 0: the last iterate)")
-    run.add_argument("--init", help="start image: content, noise, blend or an image path "
+    run.add_argument("--init", help="start image: content, noise, blend, fast (the --method fast result) "
+                     "or an image path "
                      "(default: content for a transfer, else noise)")
     run.add_argument("--alpha", type=_number, help="noise share for --init blend: noise*A + content*(1-A)"
                      f" (default: {DEFAULTS.alpha:g})")
@@ -276,6 +278,14 @@ def _add_transfer_options(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--preserve-color", choices=COLOR_MODES,
                     help="luminance: keep the content's colours exactly (transfer on luminance only); "
                     "histogram: recolour the style to the content's colour statistics first")
+    tr.add_argument("--method", choices=METHODS,
+                    help="gatys: optimize the picture; fast: one pass through a trained decoder, "
+                    f"under a second (default: {DEFAULTS.method})")
+    tr.add_argument("--strength", type=_number,
+                    help=f"--method fast: 0 keeps the content, 1 paints the full style (default: "
+                    f"{DEFAULTS.strength:g})")
+    tr.add_argument("--decoder", help="--method fast: a decoder .safetensors file (nst train-decoder makes "
+                    "one; default: the one nst ships)")
     tr.add_argument("--preset", choices=sorted(PRESETS),
                     help="gatys: content relu4_2, style relu1_1..relu5_1, weights balanced for them")
     _add_style_options(tr)

@@ -228,6 +228,48 @@ def _refusal(config: Config, scales: Sequence[Scale], index: int, budget: float,
             f"the memory budget of {budget / GIB:.2f} GiB (--max-memory): {advice}")
 
 
+# The fast path (no autograd): the largest layer's input and output, and the
+# allocator's freed blocks of the one before, at the widest full-resolution layer:
+# VGG19's first block (64 channels, in the network's arithmetic) or the decoder's
+# last (its width, float32); plus the image-sized tensors (content, padded, output).
+FAST_LAYER_FACTOR = 3.0
+FAST_VECTORS = 6
+FAST_ENCODER_CHANNELS = CONV_CHANNELS[0]
+
+
+def fast_peak(width: int, height: int, precision: str, decoder_width: int, factor: int = 8) -> float:
+    """The estimated peak of one fast pass (encode, transform, decode) at W x H."""
+    padded = (width + -width % factor) * (height + -height % factor)
+    activation = 2 if precision == "bf16" else 4
+    layer = max(FAST_ENCODER_CHANNELS * activation, decoder_width * 4) * padded
+    return PROCESS_BYTES + FAST_LAYER_FACTOR * layer + FAST_VECTORS * vector_bytes(width, height)
+
+
+def check_fast(sizes: Sequence[tuple[int, int]], precision: str, decoder_width: int, budget: float,
+               factor: int = 8) -> int:
+    """The estimated peak in bytes of a fast run whose images (the canvas first, then
+    each style: each goes through the encoder alone) have these sizes; NstError,
+    naming the largest --size that fits (every image shrunk in proportion), when it
+    is over `budget`."""
+    def peak(side: int) -> float:
+        finest = max(sizes[0])
+        return max(fast_peak(*size_to_fit(w, h, max(1, max(w, h) * side // finest)), precision,
+                             decoder_width, factor) for w, h in sizes)
+
+    finest = max(sizes[0])
+    need = peak(finest)
+    if need <= budget:
+        return round(need)
+    low, high = 0, finest
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if peak(middle) <= budget else (low, middle - 1)
+    width, height = sizes[0]
+    advice = f"the largest --size that fits is {low}" if low else "raise --max-memory"
+    raise NstError(f"{width}x{height} with --method fast needs about {need / GIB:.2f} GiB, over the memory "
+                   f"budget of {budget / GIB:.2f} GiB (--max-memory): {advice}")
+
+
 def gib(size: float) -> str:
     """'11.4 GiB', '730 MiB'."""
     return f"{size / GIB:.1f} GiB" if size >= GIB else f"{size / MIB:.0f} MiB"

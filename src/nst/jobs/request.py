@@ -11,6 +11,7 @@ torch run before torch is imported, so a refusal is quick.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 from collections.abc import Sequence
@@ -20,13 +21,15 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from nst.config import INIT_KINDS, Config, default_size
-from nst.core.device import device_kind_without_torch, plan_on, select_device
-from nst.core.geometry import SizePlan, plan_sizes
-from nst.core.memory import default_budget
+from nst.config import INIT_KINDS, Config, decoder_path, default_size
+from nst.core.decoder_spec import DEFAULT_WIDTH, DecoderSpec
+from nst.core.device import device_kind_without_torch, memory_budget, plan_on, select_device
+from nst.core.geometry import SizePlan, check_pixels, plan_sizes, size_to_fit
+from nst.core.memory import check_fast, default_budget
 from nst.errors import NstError
 from nst.files.images import check_writable, probe_image
 from nst.record import InputRecord, request_key
+from nst.tasks import check_method
 
 if TYPE_CHECKING:
     import torch
@@ -136,7 +139,7 @@ def check_combination(config: Config, content: bool, styles: int, masks: int) ->
     if config.style_blend is not None and styles == 1:
         raise NstError("style-blend weighs several style images against each other; with one style "
                        "it would change nothing: leave it out")
-    if config.task == "texture" and config.init in ("content", "blend"):
+    if config.task == "texture" and config.init in ("content", "blend", "fast"):
         raise NstError("texture synthesis has no content image: use --init noise or an image path")
     if config.preserve_color is not None and config.task != "transfer":
         raise NstError(f"preserve-color needs a content image and a style; {config.task} does not have both")
@@ -240,14 +243,42 @@ def _early_checks(config: Config, content: InputFile | None, styles: tuple[Input
                   inputs: tuple[InputFile, ...], output: str | Path | None) -> Path | None:
     """The output (format, folder, never an input) and, where they are known
     without torch, every size."""
+    # A door's own seed (a batch draws one for all its images) is no --seed given.
+    check_method(config.replace(seed=None) if config.method == "fast" else config)
+    if config.method == "fast" or config.init == "fast":
+        decoder_spec(config)  # a missing or foreign decoder file: one line, before torch
     out = None
     if output is not None:
         out = check_writable(output)
         check_not_an_input(out, inputs)
     early_size = _size_without_torch(config)
-    if early_size is not None:
+    if early_size is not None and config.method != "fast":  # fast's one pass: planned on its device
         _plan(config.replace(size=early_size, steps=config.steps or 1), content, styles)
     return out
+
+
+def decoder_spec(config: Config) -> DecoderSpec:
+    """The architecture of the decoder a fast run (or a fast start) uses, from its
+    file's header alone (torch-free; the Executor loads the weights); one line when
+    there is no such file or it is no nst decoder."""
+    path = decoder_path(config)
+    try:
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(length)) if 0 < length < 1 << 26 else None
+    except FileNotFoundError:
+        raise NstError(f"decoder file not found: {path}") from None
+    except OSError as error:
+        raise NstError(f"cannot read decoder file {path}: {error.strerror or error}") from None
+    except ValueError:
+        header = None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict):
+        raise NstError(f"cannot read decoder file {path}: not a .safetensors file with nst's metadata")
+    try:
+        return DecoderSpec(str(metadata.get("level")), int(metadata.get("width", DEFAULT_WIDTH)))
+    except (ValueError, NstError) as error:
+        raise NstError(f"{path}: not an nst decoder ({error})") from None
 
 
 def prepare_files(
@@ -263,12 +294,17 @@ def prepare_files(
     """`prepare` for inputs already described (a video's clip is one content
     input): output, sizes, device, defaults and seed (run_on: see `prepare`)."""
     out = _early_checks(config, content, styles, _files(content, styles, masks, init), output)
+    if run_on is not None and (config.method == "fast" or config.init == "fast"):
+        raise NstError("--method fast is not available with --cluster yet")
     device = _remote_device(config.device, run_on) if run_on is not None \
         else select_device(config.device)  # the first moment torch is needed
     seed_given = config.seed is not None if seed_given is None else seed_given
     config = config.resolved(device.type)
     if config.seed is None:
         config = config.replace(seed=secrets.randbelow(SEED_RANGE))
+    if config.method == "fast":  # one pass at the output size: no scales to plan
+        sizes = _plan_fast(config, content, styles, device)
+        return Request(config, seed_given, str(device), content, styles, masks, init, sizes, out, ())
     sizes = _plan(config, content, styles)
     # The plan of every scale, once: the engine runs it as it is (workers plan their own).
     scale_plans = plan_on(device, config, sizes.scales) if run_on is None else ()
@@ -312,6 +348,23 @@ def _size_without_torch(config: Config) -> int | None:
     if kind is None:
         return None
     return default_size(kind)
+
+
+def _plan_fast(config: Config, content: InputFile | None, styles: Sequence[InputFile],
+               device: torch.device) -> SizePlan:
+    """A fast request's sizes (the canvas and each style; no scales), its one pass
+    checked against the memory budget of `device`."""
+    assert content is not None and config.size is not None
+    canvas = size_to_fit(*content.size, config.size)
+    check_pixels("output", *canvas, config.max_pixels)
+    style_side = config.style_size or config.size
+    style_sizes = tuple(size_to_fit(*style.size, style_side) for style in styles)
+    for index, size in enumerate(style_sizes, 1):
+        check_pixels(f"style {index} at {style_side} px", *size, config.max_pixels)
+    spec = decoder_spec(config)
+    budget = memory_budget(config.max_memory, device)
+    check_fast((canvas, *style_sizes), config.precision or "fp32", spec.width, budget, spec.factor)
+    return SizePlan(canvas, (), style_sizes)
 
 
 def _plan(config: Config, content: InputFile | None, styles: Sequence[InputFile]) -> SizePlan:

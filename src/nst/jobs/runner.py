@@ -10,6 +10,7 @@ or PIL images, so the Python API works in memory too (`run`, `execute`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,8 +20,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from nst.config import Config
+from nst.config import Config, decoder_path
+from nst.core.decoder import Decoder, load_decoder
 from nst.core.engine import Settings, build_objective, optimize_planned, plan_tensors, stylize
+from nst.core.fast import fast_stylize
 from nst.core.features import FeatureExtractor, extractor_for
 from nst.core.geometry import used_layers
 from nst.core.memory import ScalePlan
@@ -29,7 +32,7 @@ from nst.events import Event, EventCallback, JobEvent, Result, StepCallback, Ste
 from nst.files.atomic import remove_stale_temporaries
 from nst.files.images import save_image
 from nst.jobs.request import ImageInput, Request, check_not_an_input, prepare, scale_plans_on
-from nst.jobs.tensors import Tensors, load_tensors, restore_colour
+from nst.jobs.tensors import Tensors, colour_target, load_tensors, restore_colour
 from nst.record import RunRecord
 from nst.version import __version__
 
@@ -113,18 +116,72 @@ class Executor:
 
     def __init__(self, factory: NetworkFactory | None = None, keep: int = 4) -> None:
         self.networks = ExtractorCache(keep, factory)
+        self.decoders: dict[tuple[str, int, str], Decoder] = {}  # the last one used, by file and device
 
     def network(self, config: Config, device: str | torch.device) -> FeatureExtractor:
         return self.networks.get(config, device)
 
+    def decoder(self, config: Config, device: str | torch.device) -> Decoder:
+        """The fast path's decoder for `config` on `device`, kept loaded while its file
+        (path and modification time) stays the same."""
+        path = decoder_path(config)
+        try:
+            key = (str(path.resolve()), path.stat().st_mtime_ns, str(torch.device(device)))
+        except OSError:
+            raise NstError(f"decoder file not found: {path}") from None
+        decoder = self.decoders.get(key)
+        if decoder is None:
+            self.decoders.clear()  # one decoder at a time: a new file replaces the old
+            decoder = self.decoders[key] = load_decoder(path).to(device)
+        return decoder
+
+    def fast_image(self, config: Config, device: str | torch.device, content: torch.Tensor,
+                   styles: Sequence[torch.Tensor], masks: torch.Tensor | None = None) -> torch.Tensor:
+        """The fast path (core/fast.py) on colour-prepared tensors: contents (B, 3, H, W)
+        -> (B, 3, H, W), with the encoder computing the decoder's level."""
+        decoder = self.decoder(config, device)
+        encoder = self.network(encoder_config(config, decoder.spec.level), device)
+        return fast_stylize(encoder, decoder, content, styles, config.strength, masks, config.style_blend)
+
+    def run_fast(self, request: Request, on_event: EventCallback | None = None, label: str = "run") -> Run:
+        """Run a prepared --method fast request: one pass, no optimization."""
+        return self.run_fast_batch([request], on_event, label)[0]
+
+    def run_fast_batch(self, requests: Sequence[Request], on_event: EventCallback | None = None,
+                       label: str = "run") -> list[Run]:
+        """Fast requests through the network together (one batch_key: one size, the
+        same styles, no masks, no colour preservation), or one alone."""
+        started = time.perf_counter()
+        notify(on_event, JobEvent("started", label))
+        first = requests[0]
+        config = first.config
+        _prepare_device(first)
+        loaded = [load_tensors(request) for request in requests]
+        content = torch.cat([tensors.content for tensors in loaded if tensors.content is not None])
+        image = self.fast_image(config, first.device, content, loaded[0].styles, loaded[0].masks)
+        elapsed = time.perf_counter() - started
+        runs = []
+        for index, (request, tensors) in enumerate(zip(requests, loaded, strict=True)):
+            own = restore_colour(image[index:index + 1], tensors.canvas, config.preserve_color).cpu()
+            result = Result(own, {}, elapsed, 0, [], [{}])
+            runs.append(Run(result, request, _record(request, result, time.perf_counter() - started),
+                            tensors.alpha))
+        notify(on_event, JobEvent("finished", label, elapsed_s=runs[-1].record.wall_time_s,
+                                  record=runs[-1].record))
+        return runs
+
     def run(self, request: Request, on_event: EventCallback | None = None, label: str = "run") -> Run:
         """Run a prepared request. Step events and the job's started/finished events
         go to `on_event`."""
+        if request.config.method == "fast":
+            return self.run_fast(request, on_event, label)
         started = time.perf_counter()
         notify(on_event, JobEvent("started", label))
         config = request.config
         _prepare_device(request)
         tensors = load_tensors(request)
+        if config.init == "fast":  # the optimization starts from the fast result
+            tensors = self.with_fast_start(request, tensors)
         torch.manual_seed(config.seed or 0)
         result = self.stylize(self.network(config, request.device), config, scale_plans_on(request),
                               tensors.canvas, tensors.content, tensors.styles, tensors.masks, tensors.init,
@@ -145,6 +202,8 @@ class Executor:
         keys = {batch_key(request) for request in requests}
         if None in keys or len(keys) != 1:
             raise ValueError("run_batch needs requests of one batch_key")
+        if requests[0].config.method == "fast":
+            return self.run_fast_batch(requests, on_event)
         started = time.perf_counter()
         first = requests[0]
         config = first.config
@@ -163,6 +222,14 @@ class Executor:
                          result.steps, result.history, [result.image_losses[index]])
             runs.append(Run(own, request, _record(request, own, wall), tensors.alpha))
         return runs
+
+    def with_fast_start(self, request: Request, tensors: Tensors) -> Tensors:
+        """`tensors` with the fast result as the init image (--init fast), colour-prepared
+        as an init image is."""
+        assert tensors.content is not None
+        fast = self.fast_image(request.config, request.device, tensors.content, tensors.styles, tensors.masks)
+        start = restore_colour(fast, tensors.canvas, request.config.preserve_color)
+        return dataclasses.replace(tensors, init=colour_target(start, request.config.preserve_color))
 
     # ------------------------------------------------------------ the engine, called from here only
 
@@ -213,6 +280,13 @@ def execute_batch(
     return Executor(factory, keep=1).run_batch(requests, on_event)
 
 
+def encoder_config(config: Config, level: str) -> Config:
+    """The config whose network (ExtractorCache) is the fast path's encoder: the run's
+    weights, pooling, arithmetic and layout, computing the decoder's `level` only."""
+    return config.replace(content_layers=(level,), style_layers=(), content_layer_weights=None,
+                          style_layer_weights=None)
+
+
 def _prepare_device(request: Request) -> None:
     if torch.device(request.device).type == "cuda":
         # Every scale keeps its image size for hundreds of steps: let cuDNN time its
@@ -236,7 +310,10 @@ def batch_key(request: Request) -> str | None:
     (masks, an init image, noise starts, colour preservation and gradient normalization
     all depend on the image, or draw from one seed per run)."""
     config = request.config
-    if (request.content is None or request.masks or request.init is not None or config.init != "content"
+    if config.method == "fast":  # colours are prepared per content; masks place styles per image
+        if request.content is None or request.masks or config.preserve_color is not None:
+            return None
+    elif (request.content is None or request.masks or request.init is not None or config.init != "content"
             or config.preserve_color is not None or config.normalize_gradients):
         return None
     styles = [(style.sha256, style.size) for style in request.styles]

@@ -108,6 +108,8 @@ def prepare_video(config: Config, options: VideoOptions, source: str | Path, sty
     source, output = Path(source), check_output(output)
     if not styles:
         raise NstError("video needs at least one style image")
+    if config.method == "fast" or config.init == "fast":
+        raise NstError("--method fast is not available in nst video yet")
     if config.init is not None and config.init not in INIT_KINDS:
         raise NstError(f"video takes --init {', '.join(INIT_KINDS)}, got {config.init!r}")
     config = config.replace(task="transfer")

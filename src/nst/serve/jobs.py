@@ -86,6 +86,8 @@ def build_config(library: Library, task: object, options: object, device: str) -
             continue
         if name == "device":
             continue  # the server's (nst serve --device)
+        if name in ("method", "init") and value == "fast":
+            raise NstError("--method fast is not available in the studio yet")
         changes[name] = option_value(library, name, value)
     try:
         return nst.tasks.task_config(task, changes, config).replace(device=device)
