@@ -142,6 +142,16 @@ def _shown(value: int) -> str:
     return f"an integer of about {int(value.bit_length() * math.log10(2))} digits"
 
 
+def _check_method(method: str, strength: float, task: str) -> None:
+    if method not in METHODS:
+        raise NstError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    _check_number("strength", strength)
+    if strength > 1:
+        raise NstError(f"strength must be between 0 and 1, got {strength}")
+    if method == "fast" and task != "transfer":
+        raise NstError(f"--method fast paints a content image with a style: {task} has no fast path")
+
+
 def _check_int(
     name: str, value: int | None, *, minimum: int, maximum: int | None = None, why: str = ""
 ) -> None:
@@ -208,13 +218,7 @@ class Config:
                 object.__setattr__(self, name, tuple(value))
         if self.task not in TASKS:
             raise NstError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
-        if self.method not in METHODS:
-            raise NstError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
-        _check_number("strength", self.strength)
-        if self.strength > 1:
-            raise NstError(f"strength must be between 0 and 1, got {self.strength}")
-        if self.method == "fast" and self.task != "transfer":
-            raise NstError(f"--method fast paints a content image with a style: {self.task} has no fast path")
+        _check_method(self.method, self.strength, self.task)
         if self.optimizer not in OPTIMIZERS:
             raise NstError(
                 f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}"
