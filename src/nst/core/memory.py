@@ -232,15 +232,20 @@ def _refusal(config: Config, scales: Sequence[Scale], index: int, budget: float,
 # allocator's freed blocks of the one before, at the widest full-resolution layer:
 # VGG19's first block (64 channels, in the network's arithmetic) or the decoder's
 # last (its width, float32); plus the image-sized tensors (content, padded, output).
+# Against VmHWM (AMD EPYC, one thread, relu4_1 width-32 decoder, 4:3 images): fp32
+# 552 / 1772 / 4188 MiB measured at 512 / 1536 / 2560 px, 558 / 1818 / 4338 estimated;
+# bf16 560 / 1371 / 3161 measured; 3 bytes per activation (autocast keeps a bf16 copy
+# beside each float32 input) estimates 522 / 1494 / 3438.
 FAST_LAYER_FACTOR = 3.0
 FAST_VECTORS = 6
 FAST_ENCODER_CHANNELS = CONV_CHANNELS[0]
+FAST_BF16_BYTES = 3
 
 
 def fast_peak(width: int, height: int, precision: str, decoder_width: int, factor: int = 8) -> float:
     """The estimated peak of one fast pass (encode, transform, decode) at W x H."""
     padded = (width + -width % factor) * (height + -height % factor)
-    activation = 2 if precision == "bf16" else 4
+    activation = FAST_BF16_BYTES if precision == "bf16" else 4
     layer = max(FAST_ENCODER_CHANNELS * activation, decoder_width * 4) * padded
     return PROCESS_BYTES + FAST_LAYER_FACTOR * layer + FAST_VECTORS * vector_bytes(width, height)
 
