@@ -148,3 +148,16 @@ def test_init_fast_starts_the_optimization_at_the_fast_result(files: dict[str, P
     # two Adam steps of 1e-3 move no pixel further than 2e-3 from where it started
     assert float((done.result.image - fast_run.result.image).abs().max()) < 3e-3
     assert done.record.steps == 2 and isinstance(done.request.scale_plans[0], ScalePlan)
+
+
+def test_the_python_api_runs_fast_and_reports_show_it(files: dict[str, Path],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from nst.core import features  # noqa: PLC0415
+    from nst.files.report import caption_stats  # noqa: PLC0415
+    from nst.jobs import runner  # noqa: PLC0415
+
+    monkeypatch.setattr(runner, "extractor_for", fast_factory)
+    monkeypatch.setattr(features, "extractor_for", fast_factory)
+    done = runner.run(fast(files), files["content"], [files["style"]])
+    assert tuple(done.result.image.shape) == (1, 3, 23, 37) and done.config.seed is None
+    assert caption_stats(done.record)[1] == "no optimization"  # no loss to show, no KeyError

@@ -117,8 +117,9 @@ class StudyConsole:
             self.bar = RunBar(f"{position} {event.label}")
         elif event.status == "finished" and event.record is not None:
             self.close()
-            print(f"{position} {event.label} ({duration(event.elapsed_s)}; loss "
-                  f"{event.record.losses['total']:.4g})", file=sys.stderr)
+            total = event.record.losses.get("total")  # none for --method fast
+            loss = f"; loss {total:.4g}" if total is not None else ""
+            print(f"{position} {event.label} ({duration(event.elapsed_s)}{loss})", file=sys.stderr)
         elif event.status == "skipped":
             print(f"{position} {event.label} ({event.message}: already done)", file=sys.stderr)
 

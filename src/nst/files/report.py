@@ -117,6 +117,8 @@ def duration(seconds: float) -> str:
 def caption_stats(record: RunRecord) -> tuple[str, ...]:
     """Wall time and final weighted losses, as grids and the report show them."""
     losses = record.losses
+    if not losses:  # --method fast: one pass, no loss computed
+        return (f"{duration(record.wall_time_s)} · {record.config.method}", "no optimization")
     terms = [f"{name} {value:.3g}" for name, value in losses.items() if name != "total"]
     return (f"{duration(record.wall_time_s)} · {record.steps} steps",
             " · ".join(terms) if len(terms) > 1 else f"loss {losses['total']:.3g}")
