@@ -99,3 +99,15 @@ def test_a_corrupt_decoder_behind_a_valid_header_is_one_line(capsys: pytest.Capt
     assert code == 2, err
     assert len(err.splitlines()) == 1 and str(cut) in err
     assert not out.exists()
+
+
+def test_init_fast_starts_a_gatys_transfer_from_the_fast_result(capsys: pytest.CaptureFixture[str],
+                                                                tmp_path: Path, content_path: Path,
+                                                                style_path: Path, decoder: Path) -> None:
+    out = tmp_path / "out.png"
+    code, _, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--init", "fast",
+                           "--decoder", decoder, "--steps", "2", "--scales", "1", *QUIET)
+    assert code == 0, err
+    record = read_metadata(out)
+    assert record is not None
+    assert (record["config"]["init"], record["config"]["method"], record["steps"]) == ("fast", "gatys", 2)

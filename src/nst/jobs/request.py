@@ -300,7 +300,9 @@ def prepare_files(
         else select_device(config.device)  # the first moment torch is needed
     seed_given = config.seed is not None if seed_given is None else seed_given
     config = config.resolved(device.type)
-    if config.seed is None and config.method != "fast":  # fast draws no random numbers
+    if config.method == "fast" and not seed_given:  # fast draws no random numbers (a door's drawn seed)
+        config = config.replace(seed=None)
+    elif config.seed is None:
         config = config.replace(seed=secrets.randbelow(SEED_RANGE))
     if config.method == "fast":  # one pass at the output size: no scales to plan
         sizes = _plan_fast(config, content, styles, device)
