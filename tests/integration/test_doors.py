@@ -278,7 +278,18 @@ def _check_threads(runs: Runs, door: str) -> None:
     assert result.refused, result
 
 
+def _check_fast_option(runs: Runs, door: str, option: tuple[str, ...]) -> None:
+    # The fast path's options: the base run is an optimization (--steps, --seed), with
+    # which --method fast is refused in one line, and --strength and --decoder mean
+    # nothing (tests/integration/test_fast_cli.py runs the fast path through the doors).
+    result = runs.run(door, option)
+    assert result.refused and len(result.stderr.strip().splitlines()) == 1, result
+
+
 EXEMPT: dict[str, Callable[[Runs, str], None]] = {
+    "method": lambda runs, door: _check_fast_option(runs, door, ("--method", "fast")),
+    "strength": lambda runs, door: _check_fast_option(runs, door, ("--strength", "0.5")),
+    "decoder": lambda runs, door: _check_fast_option(runs, door, ("--decoder", "d.safetensors")),
     "threads": _check_threads,
     "max_memory": _check_max_memory,
     "dry_run": _check_dry_run,
