@@ -274,6 +274,8 @@ def run_case(content: Path, style: Path, size: int, args: argparse.Namespace, fo
                 run["worker_wall_s"], run["worker_rss_mib"] = run["wall_s"], run["rss_mib"]
                 run["wall_s"], run["rss_mib"] = cli_run["wall_s"], cli_run["rss_mib"]
             runs[tool].append(run)
+            if tool == "nst":
+                args.nst_precision = run["precision"]  # what this machine's defaults chose
             print(f"  {content.stem} x {style.stem} {size} px {NAMES[tool]}: wall {run['wall_s']:.2f} s, "
                   f"in the tool {run['tool_s']:.3f} s, peak {run['rss_mib']:.0f} MiB", file=sys.stderr)
     return runs
@@ -360,6 +362,7 @@ def print_report(args: argparse.Namespace, cases: list[tuple[str, int, dict[str,
     print(f"CPU: {cpu_model()}; threads: {args.threads}; date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
           f"repeats: {args.repeats} (median times, largest peak)")
     print(f"decoder: {args.decoder_source} (training step {decoder_step(args.decoder)}); "
+          f"nst precision: {args.nst_precision}; "
           f"nst wall and RSS: {'the nst transfer process' if cli else 'the in-process driver'}; "
           f"distances at {args.eval_size} px (nst VGG19, gatys layers, unweighted)")
     print()
