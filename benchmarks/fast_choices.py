@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from nst.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from nst.config import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PRESETS
 from nst.core.decoder import load_decoder
 from nst.core.fast import fast_stylize, style_statistics
 from nst.core.features import build_extractor
@@ -28,15 +28,23 @@ def _image(name: str, size: int) -> torch.Tensor:
     return to_tensor(resize_longest(load_image(sample_path(name)), size))
 
 
+# nst's default layers (style conv1_1..conv3_1, content conv2_2) and the Gatys
+# preset's deeper ones (style relu1_1..relu5_1, content relu4_2).
+LAYER_SETS = {"default": (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS),
+              "gatys": (PRESETS["gatys"]["content_layers"], PRESETS["gatys"]["style_layers"])}
+
+
 def _distances(judge: torch.nn.Module, out: torch.Tensor, content: torch.Tensor,
-               style: torch.Tensor) -> tuple[float, float]:
-    content_layers = parse_layers(list(DEFAULT_CONTENT_LAYERS))
-    style_layers = parse_layers(list(DEFAULT_STYLE_LAYERS))
+               style: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """{layer set: (content loss, Gram style loss summed over its layers)}."""
     with torch.no_grad():
         got, want, painting = judge(out), judge(content), judge(style)
-        c = sum(float(content_loss(got[n], want[n])) for n in content_layers)
-        s = sum(float(style_loss(got[n], gram_matrix(painting[n]))) for n in style_layers)
-    return c, s
+    found = {}
+    for name, (contents, styles) in LAYER_SETS.items():
+        c = sum(float(content_loss(got[n], want[n])) for n in parse_layers(list(contents)))
+        s = sum(float(style_loss(got[n], gram_matrix(painting[n]))) for n in parse_layers(list(styles)))
+        found[name] = (c, s)
+    return found
 
 
 def main() -> None:
@@ -48,7 +56,7 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    judge = build_extractor([*DEFAULT_CONTENT_LAYERS, *DEFAULT_STYLE_LAYERS])
+    judge = build_extractor([layer for pair in LAYER_SETS.values() for group in pair for layer in group])
     content = _image("tubingen", args.size)
     print(f"torch threads {torch.get_num_threads()}, content {tuple(content.shape[-2:])}, "
           f"precision {args.precision}")
@@ -65,13 +73,15 @@ def main() -> None:
                 for _ in range(args.repeats):
                     out = fast_stylize(encoder, decoder, content, [stats], method=method)
                 seconds = (time.perf_counter() - start) / args.repeats
-                c, s = _distances(judge, out, content, style)
-                c0, s0 = _distances(judge, content, content, style)
-                rows.append((name, seconds, c, s, s0))
+                got = _distances(judge, out, content, style)
+                photo = _distances(judge, content, content, style)
+                rows.append((name, seconds, got, photo))
                 save_image(out, args.out / f"{path.stem}_{method}_{name}.png")
-            print(f"{path.name} {decoder.spec.level_name} w{decoder.spec.width} {method}: "
-                  + "; ".join(f"{n} {t:.2f}s content {c:.3g} style {s:.3g} (photo {s0:.3g})"
-                              for n, t, c, s, s0 in rows))
+            print(f"{path.name} {decoder.spec.level_name} w{decoder.spec.width} {method}:")
+            for n, t, got, photo in rows:
+                print(f"  {n}: {t:.2f} s; " + "; ".join(
+                    f"{k} layers content {got[k][0]:.3g} style {got[k][1]:.3g} "
+                    f"(the photo's style {photo[k][1]:.3g})" for k in LAYER_SETS))
         recon = fast_stylize(encoder, decoder, content, [content], strength=0.0)
         mse = float(((recon * 255).round() / 255 - content).pow(2).mean())
         print(f"  reconstruction PSNR on tubingen {10 * torch.log10(torch.tensor(1 / mse)):.2f} dB")

@@ -33,6 +33,7 @@ from nst.config import (
 from nst.core.memory import BUDGET_SHARE, HISTORY_CAP
 from nst.errors import NstError
 from nst.files.frames import FOLDER_DEFAULT_FPS
+from nst.jobs.train_options import TrainOptions
 from nst.jobs.video_request import WARM_START_SHARE, VideoOptions
 from nst.plans.sweeps import DEFAULT_WINDOW
 
@@ -55,6 +56,8 @@ def _known_defaults() -> set[float]:
     numbers |= {float(video.temporal_weight), WARM_START_SHARE, float(FOLDER_DEFAULT_FPS),
                 float(chunks.frames), float(chunks.overlap), cluster.cpus_per_worker,
                 cluster.gpus_per_worker, float(cluster.batch_size)}
+    numbers |= {float(v) for v in dataclasses.asdict(TrainOptions()).values()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)}  # nst train-decoder's
     numbers |= {float(DEFAULT_PORT), 1.0}  # 1: "1 each": a layer's weight (Config: None, one per layer)
     return numbers
 

@@ -42,6 +42,7 @@ def test_wct_output_covariance_and_mean_are_the_styles() -> None:
     target = feature_stats(style)
     out = stylize_features(content, [target], method="wct", eps=1e-12)
     got = feature_stats(out)
+    assert got.cov is not None and target.cov is not None
     torch.testing.assert_close(got.mean, target.mean.expand_as(got.mean), rtol=RTOL, atol=RTOL)
     scale = float(target.cov.abs().max())
     torch.testing.assert_close(got.cov, target.cov.expand_as(got.cov), rtol=RTOL, atol=RTOL * scale)

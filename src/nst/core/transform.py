@@ -34,21 +34,25 @@ VARIANCE_EPS = 1e-5
 
 @dataclass(frozen=True)
 class FeatureStats:
-    """Channel statistics of features: mean (B, C) and covariance (B, C, C),
-    float64 (the eigen-decompositions of WCT need the precision)."""
+    """Channel statistics of features, float64 (the eigen-decompositions of WCT
+    need the precision): mean (B, C), variance (B, C) and, unless only AdaIN's
+    statistics were asked for, covariance (B, C, C)."""
 
     mean: Tensor
-    cov: Tensor
+    var: Tensor
+    cov: Tensor | None = None
 
     @property
     def std(self) -> Tensor:
-        """(B, C): the square root of the covariance's diagonal."""
-        return torch.diagonal(self.cov, dim1=-2, dim2=-1).clamp_min(0).sqrt()
+        """(B, C)."""
+        return self.var.clamp_min(0).sqrt()
 
 
-def feature_stats(features: Tensor, weights: Tensor | None = None) -> FeatureStats:
+def feature_stats(features: Tensor, weights: Tensor | None = None, covariance: bool = True) -> FeatureStats:
     """Statistics of features (B, C, H, W), over positions weighted by `weights`
-    (B or 1, 1, H, W), >= 0, not all 0 (None: every position alike)."""
+    (B or 1, 1, H, W), >= 0, not all 0 (None: every position alike). Without
+    `covariance` only means and variances (AdaIN's: no C x C product, ~10x faster
+    at relu4_1)."""
     b, c, h, w = features.shape
     flat = features.double().reshape(b, c, h * w)
     if weights is None:
@@ -58,8 +62,9 @@ def feature_stats(features: Tensor, weights: Tensor | None = None) -> FeatureSta
         share = share / share.sum(dim=2, keepdim=True).clamp_min(1e-12)
     mean = (flat * share).sum(dim=2)
     centred = flat - mean.unsqueeze(2)
-    cov = torch.bmm(centred * share, centred.transpose(1, 2))
-    return FeatureStats(mean, cov)
+    var = (centred.square() * share).sum(dim=2)
+    cov = torch.bmm(centred * share, centred.transpose(1, 2)) if covariance else None
+    return FeatureStats(mean, var, cov)
 
 
 def mean_std(features: Tensor, eps: float = VARIANCE_EPS) -> tuple[Tensor, Tensor]:
@@ -87,19 +92,23 @@ def _sym_power(cov: Tensor, power: float, eps: float) -> Tensor:
 
 
 def _coloring(content: FeatureStats, style: FeatureStats, method: str, eps: float) -> tuple[Tensor, Tensor]:
-    """The affine map (matrix (B, C, C), offset (B, C)) that takes features with the
-    content's statistics to features with the style's."""
+    """The affine map that takes features with the content's statistics to features
+    with the style's: (gain (B, C), offset (B, C)) for AdaIN, (matrix (B, C, C),
+    offset (B, C)) for WCT."""
     if method == "adain":
-        gain = style.std / (content.std.pow(2) + eps).sqrt()
-        return torch.diag_embed(gain), style.mean - gain * content.mean
+        gain = style.std / (content.var + eps).sqrt()
+        return gain, style.mean - gain * content.mean
+    if style.cov is None or content.cov is None:
+        raise NstError("WCT needs the style's covariance: take its statistics with covariance=True")
     matrix = _sym_power(style.cov, 0.5, eps) @ _sym_power(content.cov, -0.5, eps)
     return matrix, style.mean - (matrix @ content.mean.unsqueeze(-1)).squeeze(-1)
 
 
-def _apply(features: Tensor, matrix: Tensor, offset: Tensor) -> Tensor:
+def _apply(features: Tensor, map_: Tensor, offset: Tensor) -> Tensor:
     b, c, h, w = features.shape
     flat = features.double().reshape(b, c, h * w)
-    return (matrix @ flat + offset.unsqueeze(-1)).reshape(b, c, h, w)
+    moved = map_.unsqueeze(-1) * flat if map_.dim() == 2 else map_ @ flat
+    return (moved + offset.unsqueeze(-1)).reshape(b, c, h, w)
 
 
 def stylize_features(
@@ -143,7 +152,7 @@ def stylize_features(
         region = weights[:, index:index + 1]
         if float(region.sum()) == 0.0:
             continue  # a style that paints nowhere
-        stats = feature_stats(content, region)
+        stats = feature_stats(content, region, covariance=method == "wct")
         matrix, offset = _coloring(stats, style, method, eps)
         mixed = mixed + region * _apply(content, matrix, offset)
     covered = total > 0
