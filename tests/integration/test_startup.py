@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-COMMANDS = ("reconstruct", "texture", "transfer", "batch", "video", "demo", "sweep", "study", "serve")
+COMMANDS = ("reconstruct", "texture", "transfer", "batch", "video", "demo", "sweep", "study", "serve",
+            "train-decoder")
 # Options that keep a run tiny, should a refusal ever fail to refuse.
 TINY = ["--size", "16", "--steps", "1", "--device", "cpu", "--quiet"]
 
