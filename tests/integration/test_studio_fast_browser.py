@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fastkit import tiny_decoder
+from nst.config import shipped_decoder_path
 from nst.samples import sample_path
 
 from .test_studio_browser import RUN_WAIT_MS, WAIT_MS, _browser, _card, _open, _watch, studio
