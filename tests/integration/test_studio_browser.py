@@ -69,13 +69,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def studio(library: Path, token: str | None = None) -> Iterator[str]:
+def studio(library: Path, token: str | None = None, decoder: Path | None = None) -> Iterator[str]:
     """A real server (uvicorn in a thread) on a free loopback port; yields its URL."""
     import uvicorn
 
     from nst.serve.app import create_app
 
-    app = create_app(library, token=token, device="cpu")
+    app = create_app(library, token=token, device="cpu", decoder=decoder)
     config = uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning",
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)

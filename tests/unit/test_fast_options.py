@@ -17,7 +17,7 @@ from nst.errors import NstError
 from nst.jobs.request import prepare
 from nst.jobs.video_request import VideoOptions, prepare_video
 from nst.plans.study_config import read_study
-from nst.serve.jobs import build_config
+from nst.serve.jobs import FastPath, build_config
 from nst.serve.library import Library
 from nst.tasks import task_config
 
@@ -106,11 +106,12 @@ def test_a_study_refuses_fast_with_optimization_settings(tmp_path: Path) -> None
     _one_line(error, "--method fast", "steps")
 
 
-def test_the_studio_refuses_fast_for_now(tmp_path: Path) -> None:
+def test_the_studio_refuses_fast_without_a_decoder(tmp_path: Path) -> None:
     for options in ({"method": "fast"}, {"init": "fast"}):
         with pytest.raises(NstError) as error:
-            build_config(Library(tmp_path / "library"), "transfer", options, "auto")
-        _one_line(error, "--method fast", "studio")
+            build_config(Library(tmp_path / "library"), "transfer", options, "auto",
+                         FastPath(reason="no decoder here"))
+        _one_line(error, "--method fast", "studio", "no decoder here")
 
 
 def _images(tmp_path: Path) -> tuple[Path, Path]:

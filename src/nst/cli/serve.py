@@ -38,6 +38,9 @@ def add_serve_command(commands: Any) -> None:
                        help=f"where runs are kept (default: {default_library()})")
     serve.add_argument("--device", help="the device every job runs on: auto, cpu, cuda, cuda:N or mps "
                        f"(default: {Config().device})")
+    serve.add_argument("--decoder", type=Path, default=None,
+                       help="the fast path's decoder (.safetensors, made by nst train-decoder) for the "
+                       "page's 'fast' choices (default: the one nst ships; without one they are off)")
 
 
 def is_loopback(host: str) -> bool:
@@ -66,7 +69,8 @@ def run_serve(args: argparse.Namespace) -> int:
     sock = listening_socket(args.host, args.port)
     with contextlib.closing(sock):
         library = args.library or default_library()
-        app = create_app(library, token=args.token, device=args.device or Config().device)
+        app = create_app(library, token=args.token, device=args.device or Config().device,
+                         decoder=args.decoder)
         if exposed:
             print(f"nst: warning: serving on {args.host} makes the studio reachable from other machines",
                   file=sys.stderr)

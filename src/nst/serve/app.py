@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from nst.core.device import select_device
 from nst.errors import NstError
 from nst.serve.hub import Hub
+from nst.serve.jobs import fast_path
 from nst.serve.library import Library
 from nst.serve.routes import MAX_UPLOAD_BYTES, ApiError, Studio, error, router
 from nst.serve.worker import Worker
@@ -174,11 +175,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(library: Path, token: str | None = None, device: str = "auto",
-               max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, decoder: Path | None = None) -> FastAPI:
     """The studio over the library folder `library` (created if missing; runs a
     stopped server left queued or running are marked interrupted), computing on
-    `device` (checked first, so a bad one leaves the library untouched)."""
+    `device` (checked first, so a bad one leaves the library untouched); the fast
+    path decodes with `decoder` (default: the one nst ships; without one the page's
+    fast choices are off)."""
     in_use, device_name = device_in_use(device)
+    fast = fast_path(decoder)
     store = Library(library)
     store.recover()
     hub = Hub()
@@ -186,7 +190,7 @@ def create_app(library: Path, token: str | None = None, device: str = "auto",
     app = FastAPI(title="nst studio", version=__version__, lifespan=_lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.studio = Studio(library=store, worker=worker, hub=hub, device=device, device_in_use=in_use,
-                              device_name=device_name, max_upload_bytes=max_upload_bytes)
+                              device_name=device_name, max_upload_bytes=max_upload_bytes, fast=fast)
     app.state.library = store
     app.state.worker = worker
     app.state.hub = hub

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import nst.tasks
-from nst.config import INIT_KINDS, Config
+from nst.config import INIT_KINDS, Config, shipped_decoder_path
 from nst.errors import NstError
 from nst.jobs.request import precheck
 from nst.jobs.study_plan import StudyPlan, precheck_sweep
@@ -69,8 +69,40 @@ def option_value(library: Library, name: str, value: Any) -> Any:
     return value
 
 
-def build_config(library: Library, task: object, options: object, device: str) -> Config:
-    """The run's Config: the task's defaults, then the options; on the server's device."""
+@dataclass(frozen=True)
+class FastPath:
+    """Whether this studio runs the fast path (--method fast, --init fast), and with
+    which decoder: the server's (nst serve --decoder), never one a page names."""
+
+    decoder: str | None = None  # None: the one nst ships
+    reason: str | None = None  # why it is not available; None: it is
+
+    @property
+    def available(self) -> bool:
+        return self.reason is None
+
+
+def fast_path(decoder: Path | None = None) -> FastPath:
+    """The studio's fast path: `decoder` (nst serve --decoder; a missing file is one
+    line), else the shipped decoder, else unavailable with the reason the page shows."""
+    if decoder is not None:
+        if not decoder.is_file():
+            raise NstError(f"decoder file not found: {decoder}")
+        return FastPath(str(decoder.resolve()))
+    if shipped_decoder_path().is_file():
+        return FastPath()
+    return FastPath(reason="nst ships no decoder yet: start nst serve --decoder FILE "
+                    "(nst train-decoder makes one)")
+
+
+def _wants_fast(options: Mapping[str, Any]) -> bool:
+    return options.get("method") == "fast" or options.get("init") == "fast"
+
+
+def build_config(library: Library, task: object, options: object, device: str,
+                 fast: FastPath | None = None) -> Config:
+    """The run's Config: the task's defaults, then the options; on the server's device,
+    a fast request (or fast start) with the server's decoder (`fast`, default: fast_path())."""
     if not isinstance(options, dict):
         raise NstError(f"options must be an object of Config fields, got {options!r}")
     config = task_config(task)
@@ -86,9 +118,14 @@ def build_config(library: Library, task: object, options: object, device: str) -
             continue
         if name == "device":
             continue  # the server's (nst serve --device)
-        if name in ("method", "init") and value == "fast":
-            raise NstError("--method fast is not available in the studio yet")
+        if name == "decoder":  # a path: the server's, never the page's
+            raise NstError("the decoder is the server's: start nst serve --decoder FILE")
         changes[name] = option_value(library, name, value)
+    if _wants_fast(options):
+        fast = fast or fast_path()
+        if not fast.available:
+            raise NstError(f"--method fast is not available in this studio: {fast.reason}")
+        changes["decoder"] = fast.decoder
     try:
         return nst.tasks.task_config(task, changes, config).replace(device=device)
     except (TypeError, AttributeError) as error:
@@ -142,6 +179,7 @@ class Job:
     frame: bytes | None = None
     frame_number: int = 0
     last_step_t: float = 0.0
+    preview: dict[str, Any] | None = None  # a --init fast run's frame event: the fast result
     step: dict[str, Any] | None = None
     started_t: float = 0.0
     optimizing_t: float | None = None
@@ -152,13 +190,13 @@ class Job:
         return str(self.run["id"])
 
 
-def build_job(library: Library, body: object, device: str) -> Job:
+def build_job(library: Library, body: object, device: str, fast: FastPath | None = None) -> Job:
     """A run from POST /api/jobs, checked as far as it can be without torch."""
     if not isinstance(body, dict):
         raise NstError("expected a JSON object with task, content, styles, mask and options")
     task = body.get("task", "transfer")
     options = body.get("options") or {}
-    config = build_config(library, task, options, device)
+    config = build_config(library, task, options, device, fast)
     content_ref, style_refs, mask_ref = _refs(library, body)
     content = library.resolve_ref(content_ref, "content") if content_ref is not None else None
     styles = tuple(library.resolve_ref(s, "style") for s in style_refs)
@@ -172,7 +210,7 @@ def build_job(library: Library, body: object, device: str) -> Job:
                styles if config.task != "reconstruct" else (), masks)
 
 
-def build_sweep(library: Library, body: object, device: str) -> Job:
+def build_sweep(library: Library, body: object, device: str, fast: FastPath | None = None) -> Job:
     """A one-axis sweep from POST /api/sweeps into studies/<name>/."""
     if not isinstance(body, dict):
         raise NstError("expected a JSON object with name, param, values, content, styles and options")
@@ -193,7 +231,7 @@ def build_sweep(library: Library, body: object, device: str) -> Job:
         raise NstError(f"the studio does not sweep {param}")
     task = body.get("task", "transfer")
     options = body.get("options") or {}
-    base = build_config(library, task, options, device)
+    base = build_config(library, task, options, device, fast)
     content_ref, style_refs, _ = _refs(library, {**body, "mask": None})
     content = library.resolve_ref(content_ref, "content") if content_ref is not None else None
     styles = tuple(library.resolve_ref(s, "style") for s in style_refs)

@@ -24,9 +24,10 @@ from nst.config import COLOR_MODES, INIT_KINDS, OPTIMIZERS, POOLINGS, PRECISIONS
 from nst.layers import CANONICAL_LAYERS
 from nst.plans.sweeps import SWEEPABLE
 from nst.serve.hub import Hub, Subscriber
-from nst.serve.jobs import WEIGHTS, build_job, build_sweep, task_config
+from nst.serve.jobs import WEIGHTS, FastPath, build_job, build_sweep, task_config
 from nst.serve.library import Library, is_run_id, sample_file, sample_names, without_history
 from nst.serve.worker import Worker
+from nst.tasks import FAST_REFUSED
 from nst.version import __version__
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -68,6 +69,7 @@ class Studio:
     device_in_use: str  # what it resolved to here: cpu, cuda:N or mps
     device_name: str | None  # a GPU's name, shown beside it
     max_upload_bytes: int
+    fast: FastPath = FastPath(reason="no decoder")  # the fast path's decoder (nst serve --decoder)
 
 
 def current_studio(request: Request) -> Studio:
@@ -128,6 +130,10 @@ def info(studio: Studio) -> dict[str, Any]:
                     "layers": [n for n in CANONICAL_LAYERS if n.startswith("conv_")],
                     "sweep_params": sorted([*SWEEPABLE, "content", "style"])},
         "max_upload_bytes": studio.max_upload_bytes,
+        # The page's fast choices: disabled with this reason when unavailable; with
+        # --method fast it leaves out (and greys) the options fast refuses.
+        "fast": {"available": studio.fast.available, "reason": studio.fast.reason,
+                 "refused": list(FAST_REFUSED)},
     }
 
 
@@ -203,14 +209,14 @@ def get_sample(name: str) -> FileResponse:
 @router.post("/api/jobs")
 async def post_job(request: Request, studio: StudioDep) -> JSONResponse:
     body = await _json_body(request)
-    job = await run_in_threadpool(build_job, studio.library, body, studio.device)
+    job = await run_in_threadpool(build_job, studio.library, body, studio.device, studio.fast)
     return JSONResponse(await run_in_threadpool(studio.worker.submit, job))
 
 
 @router.post("/api/sweeps")
 async def post_sweep(request: Request, studio: StudioDep) -> JSONResponse:
     body = await _json_body(request)
-    job = await run_in_threadpool(build_sweep, studio.library, body, studio.device)
+    job = await run_in_threadpool(build_sweep, studio.library, body, studio.device, studio.fast)
     return JSONResponse(await run_in_threadpool(studio.worker.submit, job))
 
 

@@ -7,6 +7,7 @@ Imports neither fastapi nor torch.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -18,12 +19,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from nst.config import Config
 from nst.errors import NstError, NstRuntimeError, allocation_failure
 from nst.events import Event, JobEvent, StepEvent, position
 from nst.jobs.study_plan import StudyPlan
 from nst.serve.hub import Hub, Subscriber
 from nst.serve.jobs import Job
 from nst.serve.library import INTERRUPTED, Library, now, without_history
+from nst.tasks import DEFAULTS, FAST_REFUSED
 
 if typing.TYPE_CHECKING:
     from nst.jobs.runner import Executor
@@ -58,6 +61,12 @@ def _jpeg(image: Any) -> bytes:
     buffer = io.BytesIO()
     to_pil(image[:1]).save(buffer, format="JPEG", quality=FRAME_QUALITY)
     return buffer.getvalue()
+
+
+def preview_config(config: Config) -> Config:
+    """The fast request whose image a --init fast run starts from, shown first: the
+    run's config as --method fast (the optimization's own settings at their defaults)."""
+    return config.replace(method="fast", **{name: getattr(DEFAULTS, name) for name in FAST_REFUSED})
 
 
 class Worker:
@@ -141,6 +150,8 @@ class Worker:
             for job in self._jobs():
                 subscriber.offer("job", job.id, json.dumps(without_history(job.run), ensure_ascii=False))
             running = self.current
+            if running is not None and running.step is None and running.preview is not None:
+                subscriber.offer("frame", running.id, json.dumps(running.preview))
             if running is not None and running.step is not None:
                 subscriber.offer("step", running.id, json.dumps(running.step))
             if running is not None and running.plan is not None:
@@ -230,6 +241,8 @@ class Worker:
         from nst.jobs.request import prepare  # noqa: PLC0415
 
         assert job.config is not None
+        if job.config.method == "gatys" and job.config.init == "fast":
+            self._preview(job, job.config)  # the fast result first; the optimization starts from it
         request = prepare(job.config, job.content, job.styles, job.masks)
         if job.stop.is_set():
             raise StudioStop
@@ -240,6 +253,25 @@ class Worker:
         done.save(folder / "result.png")
         self._set(job, status="finished", error=None, record=done.record.to_dict(),
                   seed=done.config.seed)
+
+    def _preview(self, job: Job, config: Config) -> None:
+        """Run the fast result a --init fast run starts from and publish it as a `frame`
+        event (the image inside, as a data: URL), before the optimization's first step."""
+        from nst.jobs.request import prepare  # noqa: PLC0415
+
+        request = prepare(preview_config(config), job.content, job.styles, job.masks)
+        if job.stop.is_set():
+            raise StudioStop
+        fast = self.executor().run_fast(request, label=job.id)
+        frame = _jpeg(fast.result.image)
+        with self.lock:
+            job.frame, job.frame_number = frame, job.frame_number + 1
+            job.preview = {"id": job.id, "frame": job.frame_number, "source": "fast",
+                           "elapsed_s": round(self.clock() - job.started_t, 3),
+                           "image": "data:image/jpeg;base64," + base64.b64encode(frame).decode("ascii")}
+            self.hub.publish("frame", job.preview, job.id)
+        if job.stop.is_set():
+            raise StudioStop
 
     def executor(self) -> Executor:
         """The executor of this worker's runs and sweeps (made with the first job:

@@ -176,6 +176,7 @@
     taskDefaults: {}, // the same, as each task's command sets them
     choices: {},
     task: "transfer",
+    mode: "gatys", // fast | refine (fast, then the optimization from it) | gatys (the optimization alone)
     inputs: { content: null, styles: [], mask: null, init: null },
     runs: new Map(),
     cards: new Map(),
@@ -193,7 +194,7 @@
   function freshLive(id) {
     return { id, frameWanted: 0, frameShown: 0, inflight: false, frameSince: 0, url: null, points: [], scale: -1,
       scaleStarts: [], last: null, drawPending: false, lastDraw: 0, dirty: false, pending: null, displayed: 0,
-      finished: false };
+      finished: false, preview: null };
   }
 
   // ── inputs: uploads, samples, thumbnails ─────────────────────────────────
@@ -452,13 +453,48 @@
   function setTask(task) {
     state.task = ["transfer", "reconstruct", "texture"].includes(task) ? task : "transfer";
     setRadio("task", state.task);
-    for (const node of document.querySelectorAll("[data-tasks]")) {
-      node.hidden = !node.dataset.tasks.split(" ").includes(state.task);
-    }
+    applyVisibility();
     $("task-note").textContent = TASK_NOTES[state.task];
     const auto = $("init").querySelector('option[value=""]');
     auto.textContent = `auto (${state.task === "transfer" ? "content" : "noise"})`;
     if (state.view.kind === "empty") resetEmpty();
+  }
+
+  // ── the method: fast only, fast then refine, the optimization alone ───────
+  function fastInfo() {
+    return (state.info && state.info.fast) || { available: false, reason: "this server does not say", refused: [] };
+  }
+
+  function defaultMode() {
+    return fastInfo().available ? "refine" : "gatys";
+  }
+
+  /** The method control; without a decoder the fast choices are off, with the server's reason. */
+  function setMode(mode) {
+    const fast = fastInfo();
+    state.mode = fast.available && ["fast", "refine"].includes(mode) ? mode : "gatys";
+    setRadio("mode", state.mode);
+    for (const input of document.querySelectorAll('input[name="mode"]')) {
+      input.disabled = input.value !== "gatys" && !fast.available;
+    }
+    $("mode-note").textContent = !fast.available ? `fast: not available (${fast.reason || "no decoder"})`
+      : state.mode === "fast" ? "One pass through a trained decoder: the picture in about a second."
+        : state.mode === "refine" ? "The fast result at once, then the optimization refines it live."
+          : "The optimization alone, from the start image below.";
+    $("strength-field").hidden = state.mode === "gatys";
+    applyVisibility();
+    initChanged();
+  }
+
+  /** Show the controls of this task and method: "fast only" has no optimization settings. */
+  function applyVisibility() {
+    const fastOnly = state.task === "transfer" && state.mode === "fast";
+    const fastStart = state.task === "transfer" && state.mode === "refine";
+    for (const node of document.querySelectorAll("[data-tasks], [data-gatys]")) {
+      const forTask = !node.dataset.tasks || node.dataset.tasks.split(" ").includes(state.task);
+      node.hidden = !forTask || (fastOnly && node.dataset.gatys !== undefined) ||
+        (fastStart && node.id === "init-field");
+    }
   }
 
   function resetEmpty() {
@@ -472,8 +508,9 @@
 
   function initChanged() {
     const value = $("init").value;
-    $("alpha-field").hidden = value !== "blend";
-    $("init-image-field").hidden = value !== "image";
+    const ownStart = state.task !== "transfer" || state.mode === "gatys";
+    $("alpha-field").hidden = value !== "blend" || !ownStart;
+    $("init-image-field").hidden = value !== "image" || !ownStart;
   }
 
   function intOrRaw(id) {
@@ -503,6 +540,9 @@
     o.optimizer = $("optimizer").value;
     o.style_loss = $("style_loss").value;
     o.pooling = $("pooling").value;
+    if (state.task === "transfer" && state.mode === "fast") o.method = "fast";
+    if (state.task === "transfer" && state.mode === "refine") o.init = "fast";
+    if (state.task === "transfer" && state.mode !== "gatys") o.strength = Number($("strength").value);
     return o;
   }
 
@@ -520,8 +560,9 @@
   /** Only what differs from nst's defaults: the server fills in the rest. */
   function changedOptions(options, task) {
     const out = {};
+    const refused = options.method === "fast" ? fastInfo().refused || [] : [];
     for (const [key, value] of Object.entries(options)) {
-      if (TASK_IGNORES[task].includes(key)) continue;
+      if (TASK_IGNORES[task].includes(key) || refused.includes(key)) continue;
       const base = defaultsFor(task)[key];
       if (value === null && (base === null || base === undefined)) continue;
       if (JSON.stringify(value) === JSON.stringify(base === undefined ? null : base)) continue;
@@ -536,7 +577,7 @@
     const { content, styles, mask } = state.inputs;
     if (task !== "texture" && !content) throw new StudioError("Choose a content image first (drop one, pick a file or a sample).");
     if (task !== "reconstruct" && !styles.length) throw new StudioError("Choose at least one style image first.");
-    if ($("init").value === "image" && !state.inputs.init) throw new StudioError("Choose the start image, or another kind of start.");
+    if ($("init").value === "image" && !state.inputs.init && (task !== "transfer" || state.mode === "gatys")) throw new StudioError("Choose the start image, or another kind of start.");
     return {
       task,
       content: task === "texture" ? null : content.ref,
@@ -546,9 +587,15 @@
     };
   }
 
-  /** Put settings (nst's defaults, or a run's options) into the controls. */
-  function applyOptions(options) {
+  /** Put settings (nst's defaults, or a run's options) into the controls; the method
+   *  from them (method fast, init fast), else `mode`, else the default one. */
+  function applyOptions(options, mode) {
     const o = Object.assign({}, defaultsFor(state.task), options || {});
+    const given = options || {};
+    setMode(given.method === "fast" ? "fast" : given.init === "fast" ? "refine" : mode || defaultMode());
+    const strength = typeof o.strength === "number" ? o.strength : 1;
+    $("strength").value = String(strength);
+    $("strength-out").textContent = fmtNumber(Number($("strength").value));
     for (const [name, slider] of Object.entries(sliders)) {
       const v = o[name];
       slider.set(typeof v === "number" ? v : Number(v) || 0);
@@ -593,7 +640,8 @@
     clearTimeout(draftTimer);
     draftTimer = setTimeout(() => {
       try {
-        localStorage.setItem(DRAFT_KEY, toJSON({ task: state.task, inputs: state.inputs, options: readOptions() }));
+        localStorage.setItem(DRAFT_KEY, toJSON({ task: state.task, mode: state.mode, inputs: state.inputs,
+          options: readOptions() }));
       } catch (error) { /* private mode, full storage: the draft is a convenience */ }
     }, 150);
   }
@@ -613,7 +661,7 @@
     state.inputs.init = valid(inputs.init) ? inputs.init : null;
     state.inputs.styles = Array.isArray(inputs.styles) ? inputs.styles.filter(valid) : [];
     setTask(draft.task);
-    applyOptions(draft.options || {});
+    applyOptions(draft.options || {}, typeof draft.mode === "string" ? draft.mode : undefined);
     return true;
   }
 
@@ -778,6 +826,24 @@
     }
   }
 
+  /** A frame event: a picture before any step (the fast result a refined run starts
+   *  from), its JPEG inside as a data: URL, shown at once. */
+  function onFrame(data) {
+    if (!data || typeof data.id !== "string" || typeof data.image !== "string" ||
+        !data.image.startsWith("data:image/jpeg;base64,")) return;
+    if (state.live.id !== data.id) beginLive(data.id);
+    if (!state.runs.has(data.id)) fetchRun(data.id);
+    const live = state.live;
+    const frame = Number(data.frame) || 1;
+    if (frame <= live.displayed || (live.pending && live.pending.frame >= frame)) return;
+    live.frameWanted = Math.max(live.frameWanted, frame);
+    live.frameShown = Math.max(live.frameShown, frame); // no fetch: it is here already
+    if (live.pending) URL.revokeObjectURL(live.pending.url);
+    live.pending = { url: data.image, frame };
+    live.preview = data;
+    if (isShowingLive()) scheduleLiveRender();
+  }
+
   function onSweep(data) {
     if (!data || typeof data.id !== "string") return;
     state.sweeps.set(data.id, data);
@@ -833,6 +899,7 @@
     });
     handle("job", onJob);
     handle("step", onStep);
+    handle("frame", onFrame);
     handle("queue", onQueue);
     handle("sweep", onSweep);
   }
@@ -902,6 +969,17 @@
     if (live.pending) URL.revokeObjectURL(live.pending.url);
     live.pending = { url, frame };
     scheduleLiveRender();
+  }
+
+  function renderLiveNote() {
+    const live = state.live;
+    const note = $("live-note");
+    const preview = isShowingLive() && live.preview && ACTIVE.has(statusOf(live.id) || "running");
+    note.hidden = !preview;
+    if (!preview) return;
+    const after = Number(live.preview.elapsed_s);
+    note.textContent = `fast result${Number.isFinite(after) ? ` after ${fmtDuration(after)}` : ""}` +
+      (live.last ? " · refining" : " · the optimization refines it next");
   }
 
   function showFrame(src, number) {
@@ -985,10 +1063,12 @@
         live.displayed = live.pending.frame;
         showFrame(live.url, live.pending.frame);
         live.pending = null;
-        if (old) URL.revokeObjectURL(old);
+        if (old && old.startsWith("blob:")) URL.revokeObjectURL(old);
+        renderLiveNote();
       }
       if (live.dirty) {
         live.dirty = false;
+        renderLiveNote();
         renderProgress();
         drawCurve(live.points, live.scaleStarts);
       }
@@ -1121,6 +1201,8 @@
     else if (get("steps")) facts.push(["steps", String(get("steps"))]);
     if (get("content_weight") !== undefined && run.task === "transfer") facts.push(["content weight", fmtNumber(get("content_weight"))]);
     if (get("style_weight") !== undefined && run.task === "transfer") facts.push(["style weight", fmtNumber(get("style_weight"))]);
+    if (get("method") === "fast") facts.push(["method", "fast"]);
+    if (get("method") === "fast" || get("init") === "fast") facts.push(["strength", fmtNumber(Number(get("strength") ?? 1))]);
     if (get("init")) facts.push(["start", String(get("init")).startsWith("upload:") ? "an image" : String(get("init"))]);
     if (get("seed") !== undefined && get("seed") !== null) facts.push(["seed", String(get("seed"))]);
     if (record && record.final_losses) {
@@ -1209,6 +1291,7 @@
       empty.replaceChildren(el("p", { class: "big", text: message }));
     }
 
+    renderLiveNote();
     if (live && state.live.last) {
       renderProgress();
       drawCurve(state.live.points, state.live.scaleStarts);
@@ -1326,7 +1409,7 @@
     state.inputs.mask = mask ? inputItem(mask, name(inputs.mask)) : null;
     const clean = Object.assign({}, options);
     delete clean.task;
-    applyOptions(clean);
+    applyOptions(clean, "gatys"); // neither method fast nor init fast: the optimization alone
     renderInputs();
     saveDraft();
     updateActions();
@@ -1570,13 +1653,24 @@
     for (const input of document.querySelectorAll('input[name="task"]')) {
       input.addEventListener("change", () => {
         const changed = changedOptions(readOptions(), state.task);
+        const mode = state.mode;
         setTask(radioValue("task"));
-        applyOptions(changed);
+        applyOptions(changed, mode);
         settingsChanged();
       });
     }
     $("init").addEventListener("change", () => {
       initChanged();
+      settingsChanged();
+    });
+    for (const input of document.querySelectorAll('input[name="mode"]')) {
+      input.addEventListener("change", () => {
+        setMode(radioValue("mode"));
+        settingsChanged();
+      });
+    }
+    $("strength").addEventListener("input", () => {
+      $("strength-out").textContent = fmtNumber(Number($("strength").value));
       settingsChanged();
     });
     $("alpha").addEventListener("input", () => {
