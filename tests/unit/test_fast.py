@@ -88,3 +88,14 @@ def test_refusals_are_one_line(nets: tuple[FeatureExtractor, Decoder], kwargs: d
         fast_stylize(encoder, decoder, torch.rand(1, 3, 24, 24), [torch.rand(1, 3, 8, 8)] * 2,
                      **kwargs)  # type: ignore[arg-type]
     assert words in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_batch_is_each_image_alone(nets: tuple[FeatureExtractor, Decoder]) -> None:
+    """Each image of a batch is transformed with its own statistics. (Batched and single
+    float32 convolutions may sum in another order: ~1e-6, far below an 8-bit level.)"""
+    encoder, decoder = nets
+    content, style = torch.rand(2, 3, 20, 28), torch.rand(1, 3, 16, 16)
+    both = fast_stylize(encoder, decoder, content, [style])
+    for index in range(2):
+        alone = fast_stylize(encoder, decoder, content[index:index + 1], [style])
+        torch.testing.assert_close(both[index:index + 1], alone, rtol=0, atol=1e-4)

@@ -40,12 +40,14 @@ def fast_stylize(
     blend: Sequence[float] | None = None,
     method: str = "adain",
 ) -> Tensor:
-    """content (1, 3, H, W) RGB in [0, 1] painted with the styles -> (1, 3, H, W) in [0, 1].
+    """content (B, 3, H, W) RGB in [0, 1] painted with the styles -> (B, 3, H, W) in [0, 1]
+    (a batch: the frames of a video, the images of a batch of one size; each image
+    gets the styles' statistics on its own).
 
     styles: style images (1, 3, h, w) in [0, 1], any size, or their statistics
         (style_statistics: computed once, reused for every frame of a video).
     strength in [0, 1]: 0 gives decode(encode(content)), 1 the full style.
-    masks (1, S, H, W) in [0, 1] at the content's resolution: where each style
+    masks (1 or B, S, H, W) in [0, 1] at the content's resolution: where each style
         paints (pixels no mask covers keep the content); resized to the features.
     blend: one weight per style, >= 0 (default: equal); not with masks.
     method: the feature transform, 'adain' or 'wct' (see core/transform.py).
