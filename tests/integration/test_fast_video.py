@@ -77,3 +77,26 @@ def test_optimization_options_are_refused_in_one_line(clip_path: Path, style_pat
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and option[0].lstrip("-") in err, err
     assert not output.exists() and not WorkFolder(output).path.exists()
+
+
+@pytest.mark.parametrize("mode", ["independent", "consistent"])
+def test_fast_frames_on_a_pool_of_workers_match_a_local_run(clip_path: Path, style_path: Path, decoder: Path,
+                                                            tmp_path: Path, mode: str) -> None:
+    """The cluster's frame tasks (in this process, two planned workers, independent frames
+    batched 2 at a time) with the decoder sent as a blob: the frames of a local run."""
+    from nst.cluster.local_pool import InProcessPool
+    from nst.cluster.video import stylize_video_on_pool
+
+    options = VideoOptions(mode=mode)
+    local_run = stylize_video(prepare_video(_config(decoder), options, clip_path, [style_path],
+                                            tmp_path / "local.gif"))
+    with InProcessPool(2, batch_size=2) as pool:
+        pooled = stylize_video_on_pool(prepare_video(_config(decoder), options, clip_path, [style_path],
+                                                     tmp_path / "pool.gif", run_on="cpu"), pool)
+    assert pooled.frames == local_run.frames == 4
+    local_frames = [frame.tobytes() for frame in read_frames(open_clip(tmp_path / "local.gif"))]
+    pool_frames = [frame.tobytes() for frame in read_frames(open_clip(tmp_path / "pool.gif"))]
+    assert len(pool_frames) == 4
+    if mode == "independent":
+        assert max(max(abs(a - b) for a, b in zip(x, y, strict=True))
+                   for x, y in zip(local_frames, pool_frames, strict=True)) <= 1
