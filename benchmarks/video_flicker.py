@@ -1,6 +1,7 @@
 """Flicker and speed of `nst video` in both modes, on the first frames of a clip.
 
     .venv/bin/python benchmarks/video_flicker.py [--size 128] [--frames 24] [--out out/flicker]
+    .venv/bin/python benchmarks/video_flicker.py --method fast --decoder D.safetensors --size 256
 
 Prints a markdown table (the one in README, "Video"): per mode, the time of the
 first frame and of the frames after it, and the warping error (lower = steadier).
@@ -28,8 +29,9 @@ def _row(name: str, done: VideoRun, wall_s: float) -> str:
     later = done.frame_times[1:]
     later_mean = sum(later) / len(later) if later else float("nan")
     steps = done.config.steps or 0
-    later_steps = done.options.warm_steps(steps) if done.options.mode == "consistent" else steps
-    return (f"| {name} | {steps} | {first:.1f} | {later_steps} | {later_mean:.1f} | {wall_s:.0f} | "
+    later_steps = done.options.warm_steps(steps) if done.options.mode == "consistent" and steps else steps
+    name = f"{done.config.method} {name}"
+    return (f"| {name} | {steps} | {first:.2f} | {later_steps} | {later_mean:.3f} | {wall_s:.0f} | "
             f"{done.warping_error:.4f} | {done.input_warping_error:.4f} |")
 
 
@@ -45,12 +47,17 @@ def main() -> None:
     parser.add_argument("--modes", default="independent,consistent",
                         help="comma-separated; consistent:W sets the temporal weight")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "flicker")
+    parser.add_argument("--method", choices=("gatys", "fast"), default="gatys")
+    parser.add_argument("--decoder", help="the decoder file of --method fast (default: the shipped one)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    config = Config(size=args.size, steps=args.steps, seed=0, device="cpu")
+    if args.method == "fast":  # one pass per frame: no steps, no seed
+        config = Config(method="fast", decoder=args.decoder, size=args.size, device="cpu")
+    else:
+        config = Config(size=args.size, steps=args.steps, seed=0, device="cpu")
     print(f"{args.input.name}, first {args.frames} frames at {args.size} px, style {args.style.name}, "
           f"{torch.get_num_threads()} CPU thread(s)\n")
     print("| mode | steps, frame 1 | s, frame 1 | steps, later frames | s per later frame | total s "

@@ -236,7 +236,38 @@ def scenario_resume(work: Path) -> None:
          cluster_rerun_untouched=after_cluster == after_local)
 
 
-SCENARIOS = {"same": scenario_same, "sweep": scenario_sweep, "fault": scenario_fault,
+def scenario_fast(work: Path) -> None:
+    """A batch --method fast (a tiny decoder file, shipped to the workers as a blob by its
+    hash) locally, and on the cluster batched 2 at a time."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fastkit import tiny_decoder
+
+    photos = make_inputs(work / "fast-photos", 4)
+    decoder = tiny_decoder(work / "fast-decoder.safetensors")
+    common = ["--method", "fast", "--decoder", str(decoder), "--size", SIZE, "--precision", "fp32", "-q"]
+
+    def batch(out: Path, *extra: str) -> int:
+        return nst("batch", str(photos), str(sample_path("starry_night")), "-o", str(out), *common, *extra)
+
+    local = batch(work / "fast-local")
+    cluster = batch(work / "fast-cluster", "--cluster", "auto", "--batch-size", "2")
+    from nst.jobs.resume import read_record
+
+    record = read_record(work / "fast-cluster" / "photo0.png")
+    inputs = [[i.role, i.sha256] for i in record.inputs] if record is not None else []
+    emit("fast", local_rc=local, cluster_rc=cluster, compared=compare_folders(work / "fast-local",
+                                                                              work / "fast-cluster"),
+         decoder_in_record=["decoder", sha256(decoder)] in inputs,
+         decoder_path=record.config.decoder if record is not None else None, expected_path=str(decoder))
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+SCENARIOS = {"same": scenario_same, "fast": scenario_fast, "sweep": scenario_sweep, "fault": scenario_fault,
              "resume": scenario_resume}
 
 

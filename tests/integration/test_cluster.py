@@ -23,7 +23,7 @@ from nst.jobs.compute import Job, LocalComputer
 from nst.jobs.request import prepare
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("same", "sweep", "fault", "resume")
+SCENARIOS = ("same", "sweep", "fault", "resume", "fast")
 TIMEOUT_S = 200
 
 
@@ -53,6 +53,15 @@ def test_a_cluster_batch_makes_the_pictures_of_a_local_batch(scenarios: dict[str
     # --batch-size 3: the images of one size optimized together, each as alone.
     assert same["batched_rc"] == 0 and same["batched"]["names_equal"]
     assert same["batched"]["max_diff"] <= 2, same
+
+
+def test_a_fast_cluster_batch_makes_the_pictures_of_a_local_one(scenarios: dict[str, dict[str, Any]]) -> None:
+    fast = scenario(scenarios, "fast")
+    assert fast["local_rc"] == 0 and fast["cluster_rc"] == 0, fast
+    assert fast["compared"]["names_equal"] and fast["compared"]["count"] == 4
+    assert fast["compared"]["max_diff"] <= 1, fast  # one pass: equal to an 8-bit level
+    # The record names the user's decoder (not the worker's copy) and its content hash.
+    assert fast["decoder_in_record"] and fast["decoder_path"] == fast["expected_path"], fast
 
 
 def test_a_cluster_sweep_writes_the_results_of_a_local_sweep(scenarios: dict[str, dict[str, Any]]) -> None:

@@ -53,7 +53,7 @@ def _known_defaults() -> set[float]:
     numbers |= {float(v) for v in DEFAULT_LEARNING_RATE.values()}
     numbers |= {float(DEFAULT_START_SIZE), float(HISTORY_CAP), BUDGET_SHARE * 100, float(DEFAULT_WINDOW)}
     video, chunks, cluster = VideoOptions(), Chunking(), ClusterOptions()
-    numbers |= {float(video.temporal_weight), WARM_START_SHARE, float(FOLDER_DEFAULT_FPS),
+    numbers |= {video.temporal(), video.temporal("fast"), WARM_START_SHARE, float(FOLDER_DEFAULT_FPS),
                 float(chunks.frames), float(chunks.overlap), cluster.cpus_per_worker,
                 cluster.gpus_per_worker, float(cluster.batch_size)}
     numbers |= {float(v) for v in dataclasses.asdict(TrainOptions()).values()

@@ -14,7 +14,7 @@ from fastkit import tiny_decoder
 from nst.cli.options import build_parser, config_from_args, parse_arguments
 from nst.config import Config, shipped_decoder_path
 from nst.errors import NstError
-from nst.jobs.request import prepare
+from nst.jobs.request import prepare, sha256_file
 from nst.jobs.video_request import VideoOptions, prepare_video
 from nst.plans.study_config import read_study
 from nst.serve.jobs import FastPath, build_config
@@ -155,13 +155,13 @@ def test_a_size_over_the_memory_budget_names_the_largest_that_fits(tmp_path: Pat
     assert not (tmp_path / "o.png").exists()
 
 
-def test_video_and_cluster_refuse_fast_for_now(tmp_path: Path) -> None:
+def test_a_fast_request_for_a_cluster_carries_its_decoder_by_hash(tmp_path: Path) -> None:
     content, style = _images(tmp_path)
-    decoder = str(tiny_decoder(tmp_path / "d.safetensors"))
+    decoder = tiny_decoder(tmp_path / "d.safetensors")
+    request = prepare(Config(method="fast", decoder=str(decoder), size=32), content, [style], run_on="cpu")
+    assert request.decoder is not None and request.decoder in request.inputs  # shipped as a blob
+    assert ("decoder", sha256_file(decoder)) in [(r.role, r.sha256) for r in request.input_records()]
     with pytest.raises(NstError) as error:
-        prepare_video(Config(method="fast", decoder=decoder), VideoOptions(), content, [style],
-                      tmp_path / "o.mp4")
-    _one_line(error, "--method fast", "video")
-    with pytest.raises(NstError) as error:
-        prepare(Config(method="fast", decoder=decoder, size=32), content, [style], run_on="cpu")
-    _one_line(error, "--method fast", "--cluster")
+        prepare_video(Config(method="fast", decoder=str(decoder)), VideoOptions(frame_steps=2), content,
+                      [style], tmp_path / "o.mp4")
+    _one_line(error, "--method fast", "--frame-steps")

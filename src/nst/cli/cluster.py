@@ -90,8 +90,6 @@ def check_cluster_args(args: argparse.Namespace) -> None:
     that does not answer (exit 2, one line), before anything is shown or written."""
     options = cluster_options(args)
     if options is not None:
-        if getattr(args, "method", None) == "fast" or getattr(args, "init", None) == "fast":
-            raise NstError("--method fast is not available with --cluster yet")
         weights = getattr(args, "weights", None)
         if weights is not None and weights not in ("caffe", "torchvision"):
             # Workers load the network themselves; a file here is not on their machines.

@@ -246,12 +246,17 @@ def _video(args: argparse.Namespace) -> int:
 
 def _video_summary(done: Any) -> str:
     width, height = done.size
+    fast = done.config.method == "fast"
+    how = "--method fast" if fast else f"seed {done.config.seed}"
     lines = [f"wrote {done.output}: {done.frames} frames, {width}x{height} at {float(done.fps):g} fps, "
-             f"{done.options.mode} mode, seed {done.config.seed}"]
+             f"{done.options.mode} mode, {how}"]
     if done.resumed:
         lines.append(f"resumed {done.resumed} frame(s) finished by an earlier run")
     computed = done.frame_times
-    if done.warm_times and done.fresh_times:
+    if fast and computed:
+        mean = sum(computed) / len(computed)
+        lines.append(f"time: {mean:.2f} s per frame ({1 / mean:.1f} frames per second), one pass each")
+    elif done.warm_times and done.fresh_times:
         first = sum(done.fresh_times) / len(done.fresh_times)
         warm = sum(done.warm_times) / len(done.warm_times)
         warm_steps = done.options.warm_steps(done.config.steps or 1)

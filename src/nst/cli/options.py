@@ -321,7 +321,9 @@ def _add_video_parser(commands: Any) -> None:
                        "is held to it; independent: each frame alone (flickers) "
                        f"(default: {VIDEO_DEFAULTS.mode})")
     group.add_argument("--temporal-weight", type=_number, help="weight of the temporal loss in consistent "
-                       f"mode (default: {VIDEO_DEFAULTS.temporal_weight:g})")
+                       f"mode (default: {VIDEO_DEFAULTS.temporal():g}); with --method fast, the weight of "
+                       "the previous frame moved by the flow against the frame's fast result "
+                       f"(default: {VIDEO_DEFAULTS.temporal('fast'):g})")
     group.add_argument("--frame-steps", type=_integer, help="steps of each frame after the first in "
                        f"consistent mode (default: {WARM_START_SHARE:g} of --steps)")
     group.add_argument("--fps", type=_number, help="frame rate: drops frames of a video or GIF to reach it; "

@@ -123,10 +123,11 @@ class _Run:
                                            message="finished earlier"))
         self.run.resumed = len(self.finished)
         styles = tuple(self.pool.put(png_bytes(style), ".png") for style in style_images(self.request))
+        decoder = self._put_decoder()
 
         def task(segments: Sequence[Segment], label: str) -> FrameTask:
             return FrameTask(self.run.config, self.run.options, self.request.device, styles, decoded.blobs[0],
-                             tuple(segments), label)
+                             tuple(segments), label, decoder)
 
         if self.run.options.mode == "consistent":
             self._chains(decoded, task)
@@ -136,6 +137,17 @@ class _Run:
             raise NstRuntimeError("; ".join(self.failures) + f" (finished frames stay in {self.work.path})")
         self.run.frames = self.count
         self._measure(decoded)
+
+    def _put_decoder(self) -> Blob | None:
+        """The request's decoder file (--method fast, --init fast) into the pool, by its hash."""
+        decoder = self.request.decoder
+        if decoder is None or decoder.path is None:
+            return None
+        try:
+            data = decoder.path.read_bytes()
+        except OSError as error:
+            raise NstError(f"cannot read decoder file {decoder.path}: {error.strerror or error}") from None
+        return self.pool.put(data, ".safetensors", decoder.sha256)
 
     def _decode(self, clip: Clip, fps: Fraction | None) -> _Decoded:
         """Frames at the stylized size and, computed on the workers, their motions."""

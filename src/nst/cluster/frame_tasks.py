@@ -97,7 +97,8 @@ class FrameTask(Task):
     """Frames for one worker: one or more segments (consistent mode: chains,
     independent mode: one frame each), against styles given as PNG blobs at their
     planned sizes. first_frame: the clip's first frame, for colour preservation
-    (a local run matches the styles to it too). Returns one Made per segment."""
+    (a local run matches the styles to it too). decoder: the request's decoder file
+    (--method fast, --init fast). Returns one Made per segment."""
 
     config: Config
     options: VideoOptions
@@ -106,9 +107,10 @@ class FrameTask(Task):
     first_frame: Blob
     segments: tuple[Segment, ...]
     label: str = "frames"
+    decoder: Blob | None = None
 
     def blobs(self) -> Sequence[Blob]:
-        found = [*self.styles, self.first_frame]
+        found = [*self.styles, self.first_frame, *((self.decoder,) if self.decoder is not None else ())]
         for segment in self.segments:
             found += segment.blobs()
         return list({blob.digest: blob for blob in found}.values())
@@ -120,31 +122,42 @@ class FrameTask(Task):
         return ("video frame", self.config, self.options, self.device, self.styles, self.first_frame)
 
     def run(self, context: WorkerContext, files: Mapping[str, Path]) -> tuple[Made, ...]:
-        return make_frames(self, _reader(files), context.executor)
+        return make_frames(self, _reader(files), context.executor, _decoder_file(self, files))
 
     @classmethod
     def run_batch(cls, context: WorkerContext, tasks: Sequence[Task], files: Mapping[str, Path]) -> list[Any]:
         frame_tasks = [task for task in tasks if isinstance(task, FrameTask)]
-        return [(made,) for made in make_independent_batch(frame_tasks, _reader(files), context.executor)]
+        made = make_independent_batch(frame_tasks, _reader(files), context.executor,
+                                      _decoder_file(frame_tasks[0], files))
+        return [(each,) for each in made]
 
 
-def _stylizer(task: FrameTask, read: Read, executor: Executor | None) -> FrameStylizer:
+def _decoder_file(task: FrameTask, files: Mapping[str, Path]) -> Path | None:
+    """This worker's copy of the task's decoder file."""
+    return files[task.decoder.digest] if task.decoder is not None else None
+
+
+def _stylizer(task: FrameTask, read: Read, executor: Executor | None,
+              decoder_file: Path | None = None) -> FrameStylizer:
     from nst.core.device import select_device  # noqa: PLC0415
     from nst.jobs.video import FrameStylizer  # noqa: PLC0415
 
     device = select_device(task.device)
     styles = [png_tensor(read(style)).to(device) for style in task.styles]
     # The worker's executor: its network stays loaded from one task to the next.
-    return FrameStylizer(task.config, device, styles, png_tensor(read(task.first_frame)).to(device), executor)
+    return FrameStylizer(task.config, device, styles, png_tensor(read(task.first_frame)).to(device), executor,
+                         decoder_file=decoder_file)
 
 
-def make_frames(task: FrameTask, read: Read, executor: Executor | None = None) -> tuple[Made, ...]:
+def make_frames(task: FrameTask, read: Read, executor: Executor | None = None,
+                decoder_file: Path | None = None) -> tuple[Made, ...]:
     """Run a FrameTask: each segment a chain through jobs.video.next_frame (the
-    local loop's rule), every frame continuing from the one before as stored."""
+    local loop's rule), every frame continuing from the one before as stored
+    (decoder_file: where the task's decoder is on this machine)."""
     from nst.core.flow import warp_image  # noqa: PLC0415
     from nst.jobs.video import Blend, anchored_frame, as_stored, next_frame  # noqa: PLC0415
 
-    stylizer = _stylizer(task, read, executor)
+    stylizer = _stylizer(task, read, executor, decoder_file)
     device = stylizer.device
     made: list[Made] = []
     for segment in task.segments:
@@ -180,13 +193,13 @@ def make_frames(task: FrameTask, read: Read, executor: Executor | None = None) -
     return tuple(made)
 
 
-def make_independent_batch(tasks: Sequence[FrameTask], read: Read,
-                           executor: Executor | None = None) -> list[Made]:
+def make_independent_batch(tasks: Sequence[FrameTask], read: Read, executor: Executor | None = None,
+                           decoder_file: Path | None = None) -> list[Made]:
     """Independent frames of several FrameTasks (one single-frame segment each,
-    one batch key) optimized as one batch."""
+    one batch key) optimized as one batch (with --method fast: one batched pass)."""
     import torch  # noqa: PLC0415
 
-    stylizer = _stylizer(tasks[0], read, executor)
+    stylizer = _stylizer(tasks[0], read, executor, decoder_file)
     began = time.perf_counter()
     frames = [task.segments[0].frames[0] for task in tasks]
     batch = torch.cat([png_tensor(read(frame)) for frame in frames]).to(stylizer.device)

@@ -261,6 +261,7 @@ def localize(request: Request, files: Mapping[str, Path]) -> Request:
         styles=tuple(moved(s) for s in request.styles),
         masks=tuple(moved(m) for m in request.masks),
         init=moved(request.init) if request.init is not None else None,
+        decoder=moved(request.decoder) if request.decoder is not None else None,
         output=None,
     )
 

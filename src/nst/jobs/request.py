@@ -75,12 +75,16 @@ class Request:
     sizes: SizePlan | None = None
     output: Path | None = None
     scale_plans: tuple[ScalePlan, ...] = ()
+    # The decoder file of a fast run (or a fast start), by content hash like an image:
+    # its record names it, the resume rule compares it, a cluster ships it as a blob.
+    decoder: InputFile | None = None
 
     @property
     def inputs(self) -> tuple[InputFile, ...]:
         first = (self.content,) if self.content is not None else ()
         last = (self.init,) if self.init is not None else ()
-        return (*first, *self.styles, *self.masks, *last)
+        decoder = (self.decoder,) if self.decoder is not None else ()
+        return (*first, *self.styles, *self.masks, *last, *decoder)
 
     def input_records(self) -> tuple[InputRecord, ...]:
         return tuple(i.record() for i in self.inputs)
@@ -294,8 +298,7 @@ def prepare_files(
     """`prepare` for inputs already described (a video's clip is one content
     input): output, sizes, device, defaults and seed (run_on: see `prepare`)."""
     out = _early_checks(config, content, styles, _files(content, styles, masks, init), output)
-    if run_on is not None and (config.method == "fast" or config.init == "fast"):
-        raise NstError("--method fast is not available with --cluster yet")
+    decoder = decoder_file(config) if config.method == "fast" or config.init == "fast" else None
     device = _remote_device(config.device, run_on) if run_on is not None \
         else select_device(config.device)  # the first moment torch is needed
     seed_given = config.seed is not None if seed_given is None else seed_given
@@ -306,11 +309,22 @@ def prepare_files(
         config = config.replace(seed=secrets.randbelow(SEED_RANGE))
     if config.method == "fast":  # one pass at the output size: no scales to plan
         sizes = _plan_fast(config, content, styles, device)
-        return Request(config, seed_given, str(device), content, styles, masks, init, sizes, out, ())
+        return Request(config, seed_given, str(device), content, styles, masks, init, sizes, out, (), decoder)
     sizes = _plan(config, content, styles)
     # The plan of every scale, once: the engine runs it as it is (workers plan their own).
     scale_plans = plan_on(device, config, sizes.scales) if run_on is None else ()
-    return Request(config, seed_given, str(device), content, styles, masks, init, sizes, out, scale_plans)
+    return Request(config, seed_given, str(device), content, styles, masks, init, sizes, out, scale_plans,
+                   decoder)
+
+
+def decoder_file(config: Config) -> InputFile:
+    """The decoder file of `config` as an input of role 'decoder' (no picture: size 0 x 0)."""
+    path = decoder_path(config)
+    try:
+        digest = _cached_sha256(path)
+    except OSError as error:
+        raise NstError(f"cannot read decoder file {path}: {error.strerror or error}") from None
+    return InputFile("decoder", str(path), path.resolve(), digest, (0, 0))
 
 
 def scale_plans_on(request: Request, batch: int = 1) -> tuple[ScalePlan, ...]:

@@ -23,10 +23,11 @@ from PIL import Image
 from nst.config import Config, decoder_path
 from nst.core.decoder import Decoder, load_decoder
 from nst.core.engine import Settings, build_objective, optimize_planned, plan_tensors, stylize
-from nst.core.fast import fast_stylize
+from nst.core.fast import fast_stylize, style_statistics
 from nst.core.features import FeatureExtractor, extractor_for
 from nst.core.geometry import used_layers
 from nst.core.memory import ScalePlan
+from nst.core.transform import FeatureStats
 from nst.errors import NstError
 from nst.events import Event, EventCallback, JobEvent, Result, StepCallback, StepEvent, notify
 from nst.files.atomic import remove_stale_temporaries
@@ -121,10 +122,11 @@ class Executor:
     def network(self, config: Config, device: str | torch.device) -> FeatureExtractor:
         return self.networks.get(config, device)
 
-    def decoder(self, config: Config, device: str | torch.device) -> Decoder:
-        """The fast path's decoder for `config` on `device`, kept loaded while its file
-        (path and modification time) stays the same."""
-        path = decoder_path(config)
+    def decoder(self, config: Config, device: str | torch.device, path: Path | None = None) -> Decoder:
+        """The fast path's decoder for `config` on `device` (read from `path` where given:
+        a cluster worker's copy of the request's decoder file), kept loaded while its
+        file (path and modification time) stays the same."""
+        path = path or decoder_path(config)
         try:
             key = (str(path.resolve()), path.stat().st_mtime_ns, str(torch.device(device)))
         except OSError:
@@ -136,12 +138,22 @@ class Executor:
         return decoder
 
     def fast_image(self, config: Config, device: str | torch.device, content: torch.Tensor,
-                   styles: Sequence[torch.Tensor], masks: torch.Tensor | None = None) -> torch.Tensor:
+                   styles: Sequence[torch.Tensor | FeatureStats], masks: torch.Tensor | None = None,
+                   decoder_file: Path | None = None) -> torch.Tensor:
         """The fast path (core/fast.py) on colour-prepared tensors: contents (B, 3, H, W)
-        -> (B, 3, H, W), with the encoder computing the decoder's level."""
-        decoder = self.decoder(config, device)
+        -> (B, 3, H, W), with the encoder computing the decoder's level. styles: images,
+        or their statistics (`style_statistics`, once per video)."""
+        decoder = self.decoder(config, device, decoder_file)
         encoder = self.network(encoder_config(config, decoder.spec.level), device)
         return fast_stylize(encoder, decoder, content, styles, config.strength, masks, config.style_blend)
+
+    def style_statistics(self, config: Config, device: str | torch.device, styles: Sequence[torch.Tensor],
+                         decoder_file: Path | None = None) -> list[FeatureStats]:
+        """The styles' feature statistics at the decoder's level: what `fast_image` takes
+        for every frame of a clip, computed once."""
+        level = self.decoder(config, device, decoder_file).spec.level
+        encoder = self.network(encoder_config(config, level), device)
+        return [style_statistics(encoder, style, level) for style in styles]
 
     def run_fast(self, request: Request, on_event: EventCallback | None = None, label: str = "run") -> Run:
         """Run a prepared --method fast request: one pass, no optimization."""
@@ -158,7 +170,8 @@ class Executor:
         _prepare_device(first)
         loaded = [load_tensors(request) for request in requests]
         content = torch.cat([tensors.content for tensors in loaded if tensors.content is not None])
-        image = self.fast_image(config, first.device, content, loaded[0].styles, loaded[0].masks)
+        image = self.fast_image(config, first.device, content, loaded[0].styles, loaded[0].masks,
+                                _decoder_file(first))
         elapsed = time.perf_counter() - started
         runs = []
         for index, (request, tensors) in enumerate(zip(requests, loaded, strict=True)):
@@ -227,7 +240,8 @@ class Executor:
         """`tensors` with the fast result as the init image (--init fast), colour-prepared
         as an init image is."""
         assert tensors.content is not None
-        fast = self.fast_image(request.config, request.device, tensors.content, tensors.styles, tensors.masks)
+        fast = self.fast_image(request.config, request.device, tensors.content, tensors.styles, tensors.masks,
+                               _decoder_file(request))
         start = restore_colour(fast, tensors.canvas, request.config.preserve_color)
         return dataclasses.replace(tensors, init=colour_target(start, request.config.preserve_color))
 
@@ -285,6 +299,11 @@ def encoder_config(config: Config, level: str) -> Config:
     weights, pooling, arithmetic and layout, computing the decoder's `level` only."""
     return config.replace(content_layers=(level,), style_layers=(), content_layer_weights=None,
                           style_layer_weights=None)
+
+
+def _decoder_file(request: Request) -> Path | None:
+    """Where a request's decoder is read (a worker's copy of it), if it names one."""
+    return request.decoder.path if request.decoder is not None else None
 
 
 def _prepare_device(request: Request) -> None:

@@ -28,6 +28,7 @@ from PIL import Image
 from torch import Tensor
 
 from nst.config import Config
+from nst.core.features import FeatureExtractor
 from nst.core.flow import Motion, motion_between, warp_image, warping_error
 from nst.core.losses import gaussian_blur, temporal_loss
 from nst.core.memory import ScalePlan
@@ -43,9 +44,7 @@ from nst.files.frames import (
 )
 from nst.files.images import load_image, save_image, to_pil, to_tensor
 from nst.jobs.folders import FolderLock
-from nst.jobs.request import (
-    Request,
-)
+from nst.jobs.request import Request
 from nst.jobs.resume import differences
 from nst.jobs.runner import Executor
 from nst.jobs.tensors import colour_styles, colour_target, restore_colour
@@ -150,21 +149,37 @@ class FrameStylizer:
     batch. Colour preservation works per frame (tensors.py, as for a single run):
     `luminance` optimizes the frame's luminance and puts the frame's own chroma
     back on; `histogram` recolours the styles once, to the colours of the first
-    frame, so the style targets do not change from frame to frame."""
+    frame, so the style targets do not change from frame to frame.
+    With --method fast, `fresh` is the fast result (the styles' statistics computed
+    once, here), read with the decoder at `decoder_file` (None: the config's)."""
 
     def __init__(self, config: Config, device: str | torch.device, styles: Sequence[Tensor],
                  first_frame: Tensor, executor: Executor | None = None,
-                 plans: Sequence[ScalePlan] = ()) -> None:
+                 plans: Sequence[ScalePlan] = (), decoder_file: Path | None = None) -> None:
         self.config, self.device = config, torch.device(device)
         self.executor = executor or Executor(keep=1)
-        self.extractor = self.executor.network(config, self.device)
+        self.decoder_file = decoder_file
         self.styles = colour_styles(styles, first_frame, config.preserve_color)
+        self.statistics = self.executor.style_statistics(config, self.device, self.styles, decoder_file) \
+            if config.method == "fast" or config.init == "fast" else []
         # Each frame shape's plan (size, batch, warm steps), made once: `plans` is the
         # request's for one fresh frame where it made one (a worker plans its own).
         self.plans: dict[tuple[int, ...], tuple[ScalePlan, ...]] = {}
         if plans:
             last = plans[-1].scale
             self.plans[(last.width, last.height, 1, 0)] = tuple(plans)
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        """The optimization's network (loaded once, kept by the executor)."""
+        return self.executor.network(self.config, self.device)
+
+    def fast(self, content: Tensor) -> Tensor:
+        """The fast path's picture of the frames `content` (B, 3, H, W)."""
+        mode = self.config.preserve_color
+        image = self.executor.fast_image(self.config, self.device, colour_target(content, mode),
+                                         self.statistics, decoder_file=self.decoder_file)
+        return restore_colour(image, content, mode)
 
     def _plan(self, content: Tensor, warm_steps: int = 0) -> tuple[ScalePlan, ...]:
         """The plan of a fresh frame's scales (of one warm frame's scale of
@@ -176,10 +191,14 @@ class FrameStylizer:
         return self.plans[key]
 
     def fresh(self, content: Tensor, on_step: StepCallback | None) -> Tensor:
-        """A frame from scratch, coarse-to-fine like a single transfer."""
+        """A frame from scratch, coarse-to-fine like a single transfer (from the fast
+        result with --init fast); with --method fast, the fast result."""
+        if self.config.method == "fast":
+            return self.fast(content)
         mode = self.config.preserve_color
+        init = colour_target(self.fast(content), mode) if self.config.init == "fast" else None
         result = self.executor.stylize(self.extractor, self.config, self._plan(content), content,
-                                       colour_target(content, mode), self.styles, on_step=on_step)
+                                       colour_target(content, mode), self.styles, init=init, on_step=on_step)
         return restore_colour(result.image.to(self.device), content, mode)
 
     def warm(self, content: Tensor, init: Tensor, steps: int, temporal: Callable[[Tensor], Tensor] | None,
@@ -260,11 +279,11 @@ def run_settings(request: Request, options: VideoOptions) -> dict[str, Any]:
     return {"request": key, "video": video}
 
 
-def resume_seed(work: WorkFolder, request: Request, settings: dict[str, Any], restart: bool) -> int:
+def resume_seed(work: WorkFolder, request: Request, settings: dict[str, Any], restart: bool) -> int | None:
     """The seed of this run: the user's, else that of the frames being resumed, else
-    the request's new one. Raises NstError if the work folder holds frames of other
-    settings."""
-    assert request.config.seed is not None
+    the request's new one (None for --method fast, which draws none). Raises NstError
+    if the work folder holds frames of other settings."""
+    assert request.config.seed is not None or request.config.method == "fast"
     stored = None if restart else work.stored_settings()
     if stored is None:
         work.clear_frames()
@@ -277,7 +296,7 @@ def resume_seed(work: WorkFolder, request: Request, settings: dict[str, Any], re
             f"{work.path} holds frames of a run with other settings ({', '.join(changed)}); "
             "pass --restart to discard them, or delete the folder"
         )
-    return int(stored["seed"])
+    return None if stored.get("seed") is None else int(stored["seed"])
 
 
 def stylize_video(job: VideoJob, on_event: EventCallback | None = None, frames: FrameLoop | None = None,
@@ -348,14 +367,18 @@ def anchored_frame(stylizer: FrameStylizer, options: VideoOptions, content: Tens
     `weights` (1, 1, H, W): where that warp is trusted). Made from scratch first,
     then started from the anchor where it is trusted (from scratch elsewhere) and
     held to it by the temporal loss, so the two chains' brush strokes line up
-    where their frames meet."""
-    assert stylizer.config.steps is not None
+    where their frames meet. With --method fast: the fast result held to the anchor
+    (fast_frame)."""
     base = stylizer.fresh(content, on_step)
+    weight = options.temporal(stylizer.config.method)
+    if stylizer.config.method == "fast":
+        return fast_frame(base, [(anchor, weight * weights)])
+    assert stylizer.config.steps is not None
     start = weights * anchor + (1 - weights) * base
     temporal = None
-    if options.temporal_weight:
+    if weight:
         target = colour_target(anchor, stylizer.config.preserve_color)
-        temporal = TemporalTarget(target, weights, options.temporal_weight)
+        temporal = TemporalTarget(target, weights, weight)
     return stylizer.warm(content, start, options.warm_steps(stylizer.config.steps), temporal, on_step)
 
 
@@ -388,7 +411,8 @@ def _stylize_frames(
         run.size = (content.shape[-1], content.shape[-2])
         if stylizer is None:
             styles = [to_tensor(style).to(device) for style in style_images(request)]
-            stylizer = FrameStylizer(config, device, styles, content, plans=request.scale_plans)
+            decoder = request.decoder.path if request.decoder is not None else None
+            stylizer = FrameStylizer(config, device, styles, content, None, request.scale_plans, decoder)
         start = time.perf_counter()
         motion = motion_between(previous[2], for_flow, run.size) if previous is not None else None
         if index < finished:
@@ -425,30 +449,46 @@ def _stylize_frame(
     `motion` and held to it (and blended `toward` another chain's frame), or,
     without `previous`, from scratch (coarse-to-fine, as `nst transfer` would)."""
     config = stylizer.config
-    assert config.steps is not None
     if previous is None or motion is None:
         return stylizer.fresh(content, on_step)
     warped = warp_image(previous, motion.backward)
     keep = 1.0 - toward.share if toward is not None else 1.0
+    weight = options.temporal(config.method)
+    if config.method == "fast":  # the same pulls, in closed form
+        pulls = [(warped, weight * keep * motion.weight_tensor(content.device))]
+        if toward is not None:
+            pulls.append((toward.image, torch.full_like(pulls[0][1], weight * toward.share)))
+        return fast_frame(stylizer.fresh(content, on_step), pulls)
+    assert config.steps is not None
     terms: list[TemporalTarget] = []
-    if options.temporal_weight:
+    if weight:
         target = colour_target(warped, config.preserve_color)
         weights = motion.weight_tensor(content.device)
-        terms.append(TemporalTarget(target, weights, options.temporal_weight * keep))
+        terms.append(TemporalTarget(target, weights, weight * keep))
     start = warped
     if toward is not None:
         start = keep * warped + toward.share * toward.image
-        if options.temporal_weight:
+        if weight:
             other = colour_target(toward.image, config.preserve_color)
             everywhere = torch.ones_like(motion.weight_tensor(content.device))
-            terms.append(TemporalTarget(other, everywhere, options.temporal_weight * toward.share))
+            terms.append(TemporalTarget(other, everywhere, weight * toward.share))
     temporal = terms[0] if len(terms) == 1 else _Sum(terms) if terms else None
     return stylizer.warm(content, start, options.warm_steps(config.steps), temporal, on_step)
 
 
+def fast_frame(fast: Tensor, pulls: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
+    """A fast frame held to pictures: per pixel the minimizer of |x - fast|^2 + sum w_k
+    |x - picture_k|^2. pulls: (picture (B, 3, H, W), weights (B or 1, 1, H, W) >= 0),
+    e.g. the previous frame warped by the flow, weighted by --temporal-weight times
+    the flow's reliability (where it is not trusted, the frame stays its fast result)."""
+    total, weights = fast, torch.ones_like(fast[:, :1])
+    for picture, weight in pulls:
+        total, weights = total + weight * picture, weights + weight
+    return (total / weights).clamp(0, 1)
+
+
 class _Sum:
     """Several loss terms as one."""
-
     def __init__(self, terms: Sequence[Callable[[Tensor], Tensor]]) -> None:
         self.terms = list(terms)
 

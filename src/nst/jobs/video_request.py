@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,6 +30,11 @@ MODES = ("consistent", "independent")
 # 10, style 1e6; images in [0, 1]). See README, "Video": higher holds frames
 # closer to the warped previous one, at the cost of smearing where flow is wrong.
 DEFAULT_TEMPORAL_WEIGHT = 2e4
+# With --method fast there is no loss to add the term to: each frame is the closed-form
+# minimizer of |x - fast|^2 + W c |x - warped|^2 per pixel (c: the flow's reliability),
+# x = (fast + W c warped) / (1 + W c), so W = 4 keeps 4/5 of the warped previous frame
+# where the flow is trusted. See README, "Video" (benchmarks/video_flicker.py).
+DEFAULT_FAST_TEMPORAL_WEIGHT = 4.0
 # Steps for warm-started frames, as a share of --steps (see README for the
 # measurement behind it).
 WARM_START_SHARE = 0.25
@@ -40,7 +45,7 @@ class VideoOptions:
     """How a clip is cut and how its frames are tied together."""
 
     mode: str = "consistent"
-    temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT
+    temporal_weight: float | None = None  # None: the method's default (see `temporal`)
     frame_steps: int | None = None  # steps of warm-started frames; None: WARM_START_SHARE * steps
     fps: float | None = None  # None: the input's frame rate
     max_frames: int | None = None
@@ -50,8 +55,8 @@ class VideoOptions:
         if self.mode not in MODES:
             raise NstError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
         weight = self.temporal_weight
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
-                or weight < 0:
+        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                                   or not math.isfinite(weight) or weight < 0):
             raise NstError(f"temporal-weight must be a number of at least 0, got {weight!r}")
         for name in ("frame_steps", "max_frames"):
             value = getattr(self, name)
@@ -62,6 +67,20 @@ class VideoOptions:
 
     def warm_steps(self, steps: int) -> int:
         return self.frame_steps or max(1, round(steps * WARM_START_SHARE))
+
+    def temporal(self, method: str = "gatys") -> float:
+        """The temporal weight: as given, else the method's default (the optimization's
+        loss weight for gatys; the warped previous frame's weight for fast)."""
+        if self.temporal_weight is not None:
+            return float(self.temporal_weight)
+        return DEFAULT_FAST_TEMPORAL_WEIGHT if method == "fast" else DEFAULT_TEMPORAL_WEIGHT
+
+    def for_method(self, method: str) -> VideoOptions:
+        """These options with the temporal weight filled in for `method`; NstError for
+        one that means nothing to it (--frame-steps: fast runs no optimization)."""
+        if method == "fast" and self.frame_steps is not None:
+            raise NstError("--method fast runs no optimization: --frame-steps does not apply")
+        return replace(self, temporal_weight=self.temporal(method))
 
 
 def clip_input(clip: Clip) -> InputFile:
@@ -108,8 +127,7 @@ def prepare_video(config: Config, options: VideoOptions, source: str | Path, sty
     source, output = Path(source), check_output(output)
     if not styles:
         raise NstError("video needs at least one style image")
-    if config.method == "fast" or config.init == "fast":
-        raise NstError("--method fast is not available in nst video yet")
+    options = options.for_method(config.method)
     if config.init is not None and config.init not in INIT_KINDS:
         raise NstError(f"video takes --init {', '.join(INIT_KINDS)}, got {config.init!r}")
     config = config.replace(task="transfer")
