@@ -89,7 +89,8 @@ def decoder_path(config: Config) -> Path:
         return Path(config.decoder)
     shipped = shipped_decoder_path()
     if not shipped.is_file():
-        raise NstError("nst ships no decoder yet: give --decoder FILE (nst train-decoder makes one)")
+        raise NstError(f"the decoder nst ships is missing ({shipped}): reinstall nst, or give --decoder FILE "
+                       "(nst train-decoder makes one)")
     return shipped
 
 

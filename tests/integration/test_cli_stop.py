@@ -8,6 +8,7 @@ as Ctrl-C does: finished work kept, the lock released, exit status 143.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -115,7 +116,8 @@ def test_batch_says_once_that_small_inputs_are_upscaled(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300, env=_environment())
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("2 inputs smaller than --size 64 are upscaled") == 1, done.stderr
-    assert "0image" not in done.stderr, "the batch bar was drawn before it knew its images"
+    # The stray line was an empty bar ("batch: 0image"); a rate such as "10.30image/s" is fine.
+    assert not re.search(r"\b0image", done.stderr), "the batch bar was drawn before it knew its images"
     assert "styled 3 image(s)" in done.stderr
 
 

@@ -22,8 +22,8 @@ with warnings.catch_warnings():  # starlette's note on httpx's successor (a User
     warnings.filterwarnings("ignore", message=".*httpx")
     from fastapi.testclient import TestClient  # noqa: E402
 
+import nst.serve.jobs as serve_jobs  # noqa: E402
 from fastkit import tiny_decoder  # noqa: E402
-from nst.config import shipped_decoder_path  # noqa: E402
 from nst.serve.app import create_app  # noqa: E402
 
 from .test_serve_api import EventReader, of, post_job, wait_for  # noqa: E402
@@ -100,8 +100,10 @@ def test_fast_then_refine_shows_the_fast_result_before_the_first_step(client: Te
     assert np.abs(refined - _array(expected)).mean() < 1 / 255
 
 
-@pytest.mark.skipif(shipped_decoder_path().is_file(), reason="a decoder is shipped")
-def test_without_a_decoder_fast_is_unavailable_and_refused_in_one_line(tmp_path: Path) -> None:
+def test_without_a_decoder_fast_is_unavailable_and_refused_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if the shipped decoder were missing (a broken install): the page says why fast is off.
+    monkeypatch.setattr(serve_jobs, "shipped_decoder_path", lambda: tmp_path / "missing.safetensors")
     with TestClient(create_app(tmp_path / "library", device="cpu")) as client:
         fast = client.get("/api/info").json()["fast"]
         assert fast["available"] is False and "--decoder" in fast["reason"] and "\n" not in fast["reason"]

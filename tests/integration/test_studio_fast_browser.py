@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import nst.serve.jobs as serve_jobs
 from fastkit import tiny_decoder
-from nst.config import shipped_decoder_path
 from nst.samples import sample_path
 
 from .test_studio_browser import RUN_WAIT_MS, WAIT_MS, _browser, _card, _open, _watch, studio
@@ -71,8 +71,9 @@ def test_fast_then_refine_in_a_browser(tmp_path: Path) -> None:
     assert problems == []
 
 
-@pytest.mark.skipif(shipped_decoder_path().is_file(), reason="a decoder is shipped")
-def test_without_a_decoder_the_fast_choices_are_off(tmp_path: Path) -> None:
+def test_without_a_decoder_the_fast_choices_are_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if the shipped decoder were missing (a broken install): the page says why fast is off.
+    monkeypatch.setattr(serve_jobs, "shipped_decoder_path", lambda: tmp_path / "missing.safetensors")
     sync_playwright, executable = _browser()
     problems: list[str] = []
     with sync_playwright() as playwright:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import nst.config as config_module
 from fakes import picture
 from fastkit import tiny_decoder
 from nst.cli.options import build_parser, config_from_args, parse_arguments
@@ -118,13 +119,23 @@ def _images(tmp_path: Path) -> tuple[Path, Path]:
     return picture(tmp_path / "c.png", 0, (37, 23)), picture(tmp_path / "s.png", 1)
 
 
-def test_no_shipped_decoder_is_one_line(tmp_path: Path) -> None:
-    if shipped_decoder_path().is_file():
-        pytest.skip("a decoder is shipped")
+def test_a_missing_shipped_decoder_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "decoders" / "decoder.safetensors"  # a broken install
+    monkeypatch.setattr(config_module, "shipped_decoder_path", lambda: missing)
     content, style = _images(tmp_path)
     with pytest.raises(NstError) as error:
         prepare(Config(method="fast", device="cpu", size=32), content, [style])
-    assert str(error.value) == "nst ships no decoder yet: give --decoder FILE (nst train-decoder makes one)"
+    assert str(error.value) == (f"the decoder nst ships is missing ({missing}): reinstall nst, or give "
+                                "--decoder FILE (nst train-decoder makes one)")
+
+
+def test_the_shipped_decoder_is_in_the_package_and_loads() -> None:
+    from nst.core.decoder import load_decoder
+
+    path = shipped_decoder_path()
+    assert path.is_file() and path.stat().st_size <= 20 * 2**20  # the limit: 20 MB
+    decoder = load_decoder(path)  # safetensors: no pickle
+    assert decoder.spec.level_name == "relu4_1" and decoder.spec.factor == 8
 
 
 NOT_A_DECODER = b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}    "  # a header without nst's metadata

@@ -91,8 +91,8 @@ def fast_path(decoder: Path | None = None) -> FastPath:
         return FastPath(str(decoder.resolve()))
     if shipped_decoder_path().is_file():
         return FastPath()
-    return FastPath(reason="nst ships no decoder yet: start nst serve --decoder FILE "
-                    "(nst train-decoder makes one)")
+    return FastPath(reason=f"the decoder nst ships is missing ({shipped_decoder_path()}): start nst serve "
+                    "--decoder FILE (nst train-decoder makes one)")
 
 
 def _wants_fast(options: Mapping[str, Any]) -> bool:
